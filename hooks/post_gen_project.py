@@ -1,0 +1,113 @@
+"""Shape the rendered project: prune whole files, place the config repo, make git repos.
+
+Whole files vary here, from the declarative ``PRUNE_RULES`` table; lines vary with Jinja in the
+files themselves. Nothing is caught and ignored: a failure stops cookiecutter, which deletes the
+dev repo it rendered, and ``main()`` removes the sibling config repo it may have created, so a
+failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# (option, values for which the paths are removed, paths relative to the dev repo).
+PRUNE_RULES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
+    (
+        "data_source",
+        frozenset({"csv", "mysql"}),
+        ("tests/integration/test_postgres_source.py",),
+    ),
+    (
+        "data_source",
+        frozenset({"csv", "postgres"}),
+        ("tests/integration/test_mysql_source.py",),
+    ),
+]
+
+CONFIG_DIR = "deploy"
+INITIAL_COMMIT = "Initial commit from the mlops template"
+# Used only when the machine has no git identity, so the first commit never fails on a
+# fresh CI runner; a configured identity always wins.
+FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "mlops template",
+    "GIT_AUTHOR_EMAIL": "mlops-template@localhost",
+}
+
+
+def paths_to_prune(answers: dict) -> list[str]:
+    """The files the answers make irrelevant, in table order."""
+    return [
+        path
+        for option, values, paths in PRUNE_RULES
+        if str(answers[option]) in values
+        for path in paths
+    ]
+
+
+def prune(project: Path, paths: list[str]) -> None:
+    for rel in paths:
+        target = project / rel
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            # A missing file means the table and the template disagree: fail loudly.
+            target.unlink()
+
+
+def git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("name", "email"):
+        configured = subprocess.run(
+            ["git", "config", "--get", f"user.{key}"], capture_output=True, text=True
+        ).stdout.strip()
+        if not configured:
+            author = FALLBACK_IDENTITY[f"GIT_AUTHOR_{key.upper()}"]
+            env.setdefault(f"GIT_AUTHOR_{key.upper()}", author)
+            env.setdefault(f"GIT_COMMITTER_{key.upper()}", author)
+    return env
+
+
+def git_init_and_commit(repo: Path) -> None:
+    env = git_env()
+    for args in (
+        ["init", "--quiet", "--initial-branch=main"],
+        ["add", "--all"],
+        ["-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-m", INITIAL_COMMIT],
+    ):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
+
+
+def place_config_repo(project: Path, answers: dict) -> Path | None:
+    """Move deploy/ to a sibling repo when asked; return the sibling's path."""
+    if answers["config_repo"] != "separate":
+        return None
+    sibling = project.parent / f"{answers['project_slug']}-config"
+    shutil.move(str(project / CONFIG_DIR), str(sibling))
+    return sibling
+
+
+def main() -> int:
+    answers = json.loads(r"""{{ cookiecutter | tojson }}""")
+    project = Path.cwd()
+    sibling = None
+    try:
+        prune(project, paths_to_prune(answers))
+        sibling = place_config_repo(project, answers)
+        git_init_and_commit(project)
+        if sibling is not None:
+            git_init_and_commit(sibling)
+    except BaseException:
+        # Cookiecutter removes the dev repo on failure; the sibling is ours to remove.
+        if sibling is not None and sibling.exists():
+            shutil.rmtree(sibling)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

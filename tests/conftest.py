@@ -1,0 +1,146 @@
+"""Shared fixtures for the template's own tests.
+
+Fast tier: render every supported option combination and inspect the files.
+Slow tier (``-m slow``, on by default in ``make test``): install a rendered project and run its
+own README commands. ``--keep-baked`` keeps rendered projects under ``.baked/`` for debugging.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+DEFAULTS = {
+    "project_name": "Transaction Classifier",
+    "project_slug": "transaction-classifier",
+    "package_name": "transaction_classifier",
+}
+
+# Supported combinations with readable ids. Options that interact are coupled (data source ×
+# remote × config layout); independent ones are cycled so every value appears at least once.
+SUPPORTED: dict[str, dict[str, str]] = {
+    "default": {},
+    "postgres-s3-embedded": {"data_source": "postgres", "dvc_remote": "s3", "config_repo": "embedded"},
+    "mysql-gbm-py312": {"data_source": "mysql", "model_family": "gradient_boosting", "python_version": "3.12"},
+    "csv-gbm-s3-py313": {"model_family": "gradient_boosting", "dvc_remote": "s3", "python_version": "3.13"},
+    "custom-names": {
+        "project_name": "Credit Risk",
+        "author_name": "Ana O'Neil",
+        "author_email": "ana@bank.example",
+        "gitlab_host": "gitlab.bank.example",
+        "gitlab_namespace": "risk/models",
+        "aws_region": "us-east-2",
+        "config_repo": "embedded",
+    },
+}
+
+# Answers the pre-generation hook must refuse, with a fragment of its message.
+UNSUPPORTED: dict[str, tuple[dict[str, str], str]] = {
+    "slug-uppercase": ({"project_slug": "Bad_Slug"}, "is not a DNS label"),
+    "slug-trailing-hyphen": ({"project_slug": "model-"}, "is not a DNS label"),
+    "slug-double-hyphen": ({"project_slug": "my--model"}, "is not a DNS label"),
+    "package-hyphen": ({"package_name": "my-model"}, "is not an importable Python module name"),
+    "package-keyword": ({"package_name": "class"}, "is not an importable Python module name"),
+    "package-stdlib": ({"package_name": "json"}, "shadows the standard library"),
+    "email": ({"author_email": "not-an-email"}, "is not an e-mail address"),
+    "region": ({"aws_region": "europe"}, "is not an AWS region name"),
+    "gitlab-host-url": ({"gitlab_host": "https://gitlab.com"}, "is not a host name"),
+    "namespace-space": ({"gitlab_namespace": "ml team"}, "is not a GitLab group path"),
+    "empty-name": ({"project_name": " ", "project_slug": "x-model"}, "project_name is empty"),
+}
+
+
+@dataclass
+class Rendered:
+    context: dict[str, str]
+    dev: Path
+    config: Path  # the sibling config repo, or deploy/ inside the dev repo
+
+    @property
+    def separate(self) -> bool:
+        return self.context.get("config_repo", "separate") == "separate"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--keep-baked",
+        action="store_true",
+        help="render into .baked/ and keep the projects for inspection",
+    )
+
+
+@pytest.fixture(scope="session")
+def bake_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if request.config.getoption("--keep-baked"):
+        root = TEMPLATE / ".baked"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        return root
+    return tmp_path_factory.mktemp("baked")
+
+
+def render_into(output_dir: Path, **context: str) -> Rendered:
+    """Render the template non-interactively, like the README's command does."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    dev = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)))
+    slug = dev.name
+    separate = context.get("config_repo", "separate") == "separate"
+    config = dev.parent / f"{slug}-config" if separate else dev / "deploy"
+    return Rendered(context=context, dev=dev, config=config)
+
+
+@pytest.fixture(scope="session")
+def render(bake_root: Path):
+    """``render(name, **context)`` renders once per name and session."""
+    cache: dict[str, Rendered] = {}
+
+    def _render(name: str, **context: str) -> Rendered:
+        if name not in cache:
+            cache[name] = render_into(bake_root / name, **context)
+        return cache[name]
+
+    return _render
+
+
+@pytest.fixture(scope="session", params=list(SUPPORTED), ids=list(SUPPORTED))
+def scenario(request: pytest.FixtureRequest, render) -> Rendered:
+    return render(request.param, **SUPPORTED[request.param])
+
+
+@pytest.fixture(scope="session")
+def git_identity_env() -> dict[str, str]:
+    """A fresh CI machine may have no git identity; tests that commit set their own."""
+    env = dict(os.environ)
+    env.update(
+        GIT_AUTHOR_NAME="Template Tests",
+        GIT_AUTHOR_EMAIL="tests@example.com",
+        GIT_COMMITTER_NAME="Template Tests",
+        GIT_COMMITTER_EMAIL="tests@example.com",
+    )
+    return env
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 900) -> str:
+    """Run a generated project's command; on failure show its output in the assertion."""
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} failed in {cwd} (exit {proc.returncode})\n"
+        f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
+    )
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def installed_default(render, git_identity_env) -> Rendered:
+    """The default scenario, rendered and installed with its own ``make setup`` (once)."""
+    project = render("installed-default")
+    run(["make", "setup"], cwd=project.dev, env=git_identity_env)
+    return project

@@ -1,0 +1,163 @@
+"""Fast tier: every supported combination renders the exact files, fully rendered and parseable;
+every unsupported answer is refused with the hook's sentence and leaves nothing behind."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from cookiecutter.exceptions import FailedHookException
+
+from .conftest import SUPPORTED, TEMPLATE, UNSUPPORTED, Rendered, render_into
+from .hooks import post_gen
+
+TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
+COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+COPY_WITHOUT_RENDER = COOKIECUTTER_JSON["_copy_without_render"]
+# Jinja left in a rendered file. `{{ $labels.x }}` (Prometheus alert templates) and
+# `{{ .Values }}`-style Go templates are legitimate output, so only a `{{` followed by a
+# letter or `cookiecutter` counts, plus any `{%` and any `cookiecutter.` reference.
+UNRENDERED = re.compile(r"\{\{\s*(cookiecutter|[a-z_]+\s*(\||\}\}))|\{%|cookiecutter\.")
+
+
+def answers_for(context: dict[str, str]) -> dict[str, str]:
+    base = {k: v[0] if isinstance(v, list) else v for k, v in COOKIECUTTER_JSON.items() if not k.startswith("_")}
+    base.update(context)
+    slug = context.get("project_slug") or base["project_name"].lower().strip().replace(" ", "-")
+    base["project_slug"] = slug
+    base["package_name"] = context.get("package_name") or slug.replace("-", "_")
+    return base
+
+
+def tracked_files(repo: Path) -> set[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def expected_files(answers: dict[str, str]) -> tuple[set[str], set[str]]:
+    """(dev repo files, config repo files) the template should produce for these answers."""
+    names = {
+        "{{cookiecutter.project_slug}}": answers["project_slug"],
+        "{{cookiecutter.package_name}}": answers["package_name"],
+    }
+    files = set()
+    for path in TEMPLATE_DIR.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            rel = path.relative_to(TEMPLATE_DIR).as_posix()
+            for raw, value in names.items():
+                rel = rel.replace(raw, value)
+            files.add(rel)
+    files -= set(post_gen.paths_to_prune(answers))
+    config = {f.removeprefix("deploy/") for f in files if f.startswith("deploy/")}
+    if answers["config_repo"] == "separate":
+        files = {f for f in files if not f.startswith("deploy/")}
+    return files, config
+
+
+def text_files(root: Path):
+    for path in root.rglob("*"):
+        if ".git" in path.parts or not path.is_file():
+            continue
+        try:
+            yield path, path.read_text()
+        except UnicodeDecodeError:
+            continue
+
+
+def copied_verbatim(rel: str) -> bool:
+    return any(fnmatch.fnmatch(rel, pattern) for pattern in COPY_WITHOUT_RENDER)
+
+
+def test_exact_file_set_and_everything_committed(scenario: Rendered):
+    answers = answers_for(scenario.context)
+    dev_expected, config_expected = expected_files(answers)
+    assert tracked_files(scenario.dev) == dev_expected
+    if scenario.separate:
+        assert tracked_files(scenario.config) == config_expected
+        assert not (scenario.dev / "deploy").exists()
+    else:
+        assert not (scenario.dev.parent / f"{answers['project_slug']}-config").exists()
+    for repo in {scenario.dev, scenario.config} if scenario.separate else {scenario.dev}:
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True)
+        assert status.stdout == "", f"uncommitted or ignored template files in {repo}"
+
+
+def test_no_unrendered_template_syntax(scenario: Rendered):
+    roots = [scenario.dev] + ([scenario.config] if scenario.separate else [])
+    for root in roots:
+        for path, text in text_files(root):
+            rel = path.relative_to(root).as_posix()
+            if copied_verbatim(rel):
+                continue
+            match = UNRENDERED.search(text)
+            assert match is None, f"{path}: unrendered {match.group(0)!r}"
+
+
+def test_every_config_file_parses(scenario: Rendered):
+    roots = [scenario.dev] + ([scenario.config] if scenario.separate else [])
+    parsed = 0
+    for root in roots:
+        for path, text in text_files(root):
+            if path.suffix in {".yml", ".yaml"}:
+                list(yaml.safe_load_all(text))
+            elif path.suffix == ".toml":
+                tomllib.loads(text)
+            elif path.suffix in {".json", ".ipynb"} or path.name == ".cookiecutter.json":
+                json.loads(text)
+            else:
+                continue
+            parsed += 1
+    assert parsed >= 3
+
+
+def test_names_are_derived_and_answers_land(scenario: Rendered):
+    answers = answers_for(scenario.context)
+    pyproject = tomllib.loads((scenario.dev / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert scenario.dev.name == answers["project_slug"]
+    assert project["name"] == answers["project_slug"]
+    assert project["authors"] == [{"name": answers["author_name"], "email": answers["author_email"]}]
+    assert project["requires-python"] == f">={answers['python_version']}"
+    assert project["scripts"] == {answers["project_slug"]: f"{answers['package_name']}.cli:main"}
+    assert (scenario.dev / "src" / answers["package_name"] / "__init__.py").is_file()
+    readme = (scenario.dev / "README.md").read_text()
+    assert answers["project_name"] in readme
+
+
+def test_custom_answers_leave_no_default_behind(render):
+    custom = render("custom-names", **SUPPORTED["custom-names"])
+    defaults = answers_for({})
+    leaks = [
+        defaults[key]
+        for key in ("project_name", "project_slug", "package_name", "author_name", "author_email", "gitlab_namespace", "aws_region")
+    ]
+    for root in (custom.dev,):
+        for path, text in text_files(root):
+            for value in leaks:
+                assert value not in text, f"{path} hard-codes the default {value!r}"
+
+
+@pytest.mark.parametrize("case", list(UNSUPPORTED), ids=list(UNSUPPORTED))
+def test_unsupported_answers_are_refused_and_leave_nothing(case, tmp_path, capfd):
+    context, message = UNSUPPORTED[case]
+    with pytest.raises(FailedHookException):
+        render_into(tmp_path / "out", **context)
+    assert message in capfd.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_refuses_to_overwrite_an_existing_config_repo(tmp_path, capfd):
+    out = tmp_path / "out"
+    (out / "transaction-classifier-config").mkdir(parents=True)
+    (out / "transaction-classifier-config" / "mine.txt").write_text("keep me")
+    with pytest.raises(FailedHookException):
+        render_into(out)
+    assert "already exists" in capfd.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["transaction-classifier-config"]
+    assert (out / "transaction-classifier-config" / "mine.txt").read_text() == "keep me"

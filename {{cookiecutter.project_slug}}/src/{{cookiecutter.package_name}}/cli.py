@@ -1,0 +1,45 @@
+"""One entry point for every command of the project: ``<project> <command> [options]``.
+
+Commands are imported lazily so that ``serve`` never pulls in the training stack (pandas,
+scikit-learn) and every command starts fast. Each target module exposes ``main(argv) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command → (module relative to this package, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate-data": (".data.synthetic", "write the deterministic synthetic data set"),
+    "seed-db": (".data.seed_db", "load the synthetic data into the SQL database at DATA_URL"),
+    "prepare": (".pipeline.prepare", "DVC stage: load, clean, validate and split the data"),
+    "train": (".pipeline.train", "DVC stage: fit build_model(params) on the training split"),
+    "evaluate": (".pipeline.evaluate", "DVC stage: metrics, plots, fairness and the model card"),
+    "export": (".pipeline.export", "DVC stage: ONNX model + feature schema, with a parity check"),
+    "serve": (".serving.server", "run the prediction service on $HOST:$PORT"),
+    "bench": (".bench", "benchmark the pipeline and the service side by side"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "usage: {{ cookiecutter.project_slug }} <command> [options]\n\ncommands:\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in {"-h", "--help"}:
+        print(usage())
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[command][0], __package__)
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The one feature schema shared by training and serving, and the encoder derived from it.
+
+``export`` writes the schema to ``models/features.json``; the service reads the same file. The
+request model, the encoder, the model card and the docs all come from it, so training and
+serving cannot disagree on columns, types, categories or the decision threshold.
+
+This module imports only the standard library and NumPy: it is on the serving request path,
+where pandas and scikit-learn are never imported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+KINDS = ("numeric", "money", "percent", "categorical")
+
+# "$1,234.56", "-$1,234.56", "($12,000)" (accounting negative), "12000", " $ 7 ".
+_MONEY_RE = re.compile(r"^(?P<open>\()?\s*(?P<sign>-)?\s*\$?\s*(?P<num>\d[\d,]*(\.\d+)?|\.\d+)\s*(?P<close>\))?$")
+_GROUPED_RE = re.compile(r"^\d{1,3}(,\d{3})*(\.\d+)?$|^\d+(\.\d+)?$|^\.\d+$")
+_PERCENT_RE = re.compile(r"^(?P<num>-?\d+(\.\d+)?)\s*%$")
+
+
+class EncodingError(ValueError):
+    """A value that cannot be encoded; names the field (and row when known)."""
+
+    def __init__(self, field_name: str, message: str, row: int | None = None):
+        self.field = field_name
+        self.row = row
+        where = f"{field_name!r}" if row is None else f"{field_name!r} (row {row})"
+        super().__init__(f"{where}: {message}")
+        self.message = message
+
+
+def parse_money(text: str) -> float:
+    """Parse a money string: ``"$1,234.56"`` → 1234.56, ``"($12,000)"`` → -12000.0.
+
+    Raises ``ValueError`` for anything else (never returns NaN for a malformed value).
+    """
+    match = _MONEY_RE.match(text.strip())
+    if not match or bool(match["open"]) != bool(match["close"]):
+        raise ValueError(f"not a money amount: {text!r}")
+    if match["open"] and match["sign"]:
+        raise ValueError(f"not a money amount (two negative signs): {text!r}")
+    number = match["num"]
+    if not _GROUPED_RE.match(number):
+        raise ValueError(f"not a money amount (misplaced thousands separator): {text!r}")
+    value = float(number.replace(",", ""))
+    return -value if (match["open"] or match["sign"]) else value
+
+
+def parse_percent(text: str) -> float:
+    """Parse a percent string: ``"67%"`` → 67.0. Raises ``ValueError`` otherwise."""
+    match = _PERCENT_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"not a percentage: {text!r}")
+    return float(match["num"])
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column as the model sees it."""
+
+    name: str
+    kind: str
+    nullable: bool = True
+    categories: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"feature {self.name!r}: unknown kind {self.kind!r}, use one of {KINDS}")
+        if (self.kind == "categorical") != bool(self.categories):
+            raise ValueError(f"feature {self.name!r}: categories are required exactly for categoricals")
+
+    @property
+    def width(self) -> int:
+        """Number of slots in the model's input tensor (one-hot width for categoricals)."""
+        return len(self.categories) if self.kind == "categorical" else 1
+
+    def slot_names(self) -> list[str]:
+        if self.kind == "categorical":
+            return [f"{self.name}={category}" for category in self.categories]
+        return [self.name]
+
+
+@dataclass
+class FeatureSchema:
+    """Everything the service needs to know about the model's inputs and decision."""
+
+    features: list[Feature]
+    threshold: float
+    threshold_policy: dict[str, Any] = field(default_factory=dict)
+    target: str = "y"
+    group_column: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    onnx_input: str = "input"
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def n_inputs(self) -> int:
+        return sum(feature.width for feature in self.features)
+
+    @property
+    def names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    def slot_names(self) -> list[str]:
+        return [slot for feature in self.features for slot in feature.slot_names()]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["n_inputs"] = self.n_inputs
+        data["features"] = [
+            {**asdict(feature), "categories": list(feature.categories)} for feature in self.features
+        ]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"feature schema version {data.get('schema_version')!r} is not {SCHEMA_VERSION}: "
+                "re-run `dvc repro export` with this version of the code"
+            )
+        features = [
+            Feature(**{**item, "categories": tuple(item.get("categories", ()))})
+            for item in data["features"]
+        ]
+        known = {k: v for k, v in data.items() if k not in {"features", "n_inputs"}}
+        schema = cls(features=features, **known)
+        if "n_inputs" in data and data["n_inputs"] != schema.n_inputs:
+            raise ValueError(f"feature schema says n_inputs={data['n_inputs']} but its features add up to {schema.n_inputs}")
+        return schema
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureSchema:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding: raw values (JSON scalars or raw CSV strings) → float32 slots.
+# One converter per feature kind is used by both the per-record path (serving) and the
+# per-column path (training), so the two can never drift apart.
+# ---------------------------------------------------------------------------------------------
+
+Converter = Callable[[Any], float]
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number (NaN and Infinity are not accepted)")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    return _finite(float(value))
+
+
+def _text_or_number(parse: Callable[[str], float]) -> Converter:
+    def convert(value: Any) -> float:
+        if isinstance(value, str):
+            return _finite(parse(value))
+        return _number(value)
+
+    return convert
+
+
+def _numeric(value: Any) -> float:
+    # Raw CSV data arrives as text; JSON as numbers. Both are accepted, nothing else.
+    if isinstance(value, str):
+        try:
+            return _finite(float(value))
+        except ValueError:
+            raise ValueError(f"not a number: {value!r}") from None
+    return _number(value)
+
+
+CONVERTERS: dict[str, Converter] = {
+    "numeric": _numeric,
+    "money": _text_or_number(parse_money),
+    "percent": _text_or_number(parse_percent),
+}
+
+
+class Encoder:
+    """Turns records into the model's float32 input tensor, following a ``FeatureSchema``."""
+
+    def __init__(self, schema: FeatureSchema):
+        self.schema = schema
+        self.n_inputs = schema.n_inputs
+        self._plan: list[tuple[Feature, int, Converter | dict[str, int]]] = []
+        offset = 0
+        for feature in schema.features:
+            if feature.kind == "categorical":
+                lookup = {category: i for i, category in enumerate(feature.categories)}
+                self._plan.append((feature, offset, lookup))
+            else:
+                self._plan.append((feature, offset, CONVERTERS[feature.kind]))
+            offset += feature.width
+
+    def _write(self, out: np.ndarray, feature: Feature, offset: int, how: Any, value: Any) -> None:
+        """Write one value into ``out`` (a row, already zero-filled)."""
+        if _is_missing(value):
+            if not feature.nullable:
+                raise ValueError("is required")
+            if feature.kind != "categorical":
+                out[offset] = np.nan  # imputed inside the exported model
+            return
+        if isinstance(how, dict):
+            if not isinstance(value, str):
+                raise ValueError(f"expected one of {list(feature.categories)}, got {type(value).__name__}")
+            index = how.get(value)
+            if index is None:
+                raise ValueError(f"{value!r} is not one of {list(feature.categories)}")
+            out[offset + index] = 1.0
+        else:
+            out[offset] = how(value)
+
+    def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encode JSON-like records; unknown keys are the caller's to reject."""
+        out = np.zeros((len(records), self.n_inputs), dtype=np.float32)
+        for row, record in enumerate(records):
+            target = out[row]
+            for feature, offset, how in self._plan:
+                try:
+                    self._write(target, feature, offset, how, record.get(feature.name))
+                except ValueError as exc:
+                    raise EncodingError(feature.name, str(exc), row) from None
+        return out
+
+    def encode_columns(self, columns: Mapping[str, Iterable[Any]], n_rows: int) -> np.ndarray:
+        """Encode column-wise data (e.g. ``{name: frame[name].tolist()}`` from training)."""
+        out = np.zeros((n_rows, self.n_inputs), dtype=np.float32)
+        for feature, offset, how in self._plan:
+            if feature.name not in columns:
+                raise EncodingError(feature.name, "column is missing")
+            for row, value in enumerate(columns[feature.name]):
+                try:
+                    self._write(out[row], feature, offset, how, value)
+                except ValueError as exc:
+                    raise EncodingError(feature.name, str(exc), row) from None
+        return out
