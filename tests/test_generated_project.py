@@ -1,0 +1,41 @@
+"""Slow tier: a rendered project installs and passes its own README commands."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from .conftest import SUPPORTED, Rendered, run
+
+pytestmark = pytest.mark.slow
+
+
+def assert_clean(repo) -> None:
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True)
+    assert status.stdout == "", f"the command changed tracked files:\n{status.stdout}"
+
+
+def check_readme_commands(project: Rendered, env: dict[str, str]) -> None:
+    readme = (project.dev / "README.md").read_text()
+    assert "make setup" in readme and "make test" in readme
+    run(["make", "test"], cwd=project.dev, env=env)
+    run(["make", "lint"], cwd=project.dev, env=env)
+    # Formatting the fresh project changes nothing: the template ships formatted code.
+    run(["uv", "run", "--frozen", "ruff", "format", "."], cwd=project.dev, env=env)
+    run(["uv", "run", "--frozen", "ruff", "check", "--fix", "."], cwd=project.dev, env=env)
+    run(["git", "add", "uv.lock"], cwd=project.dev, env=env)
+    run(["git", "commit", "-qm", "Lock dependencies"], cwd=project.dev, env=env)
+    assert_clean(project.dev)
+
+
+def test_default_project_installs_and_passes_its_own_commands(installed_default, git_identity_env):
+    check_readme_commands(installed_default, git_identity_env)
+
+
+def test_non_default_project_installs_and_passes_its_own_commands(render, git_identity_env):
+    name = "mysql-gbm-py312"
+    context = {**SUPPORTED[name], "python_version": "3.11"}  # the Python this machine has
+    project = render(f"installed-{name}", **context)
+    run(["make", "setup"], cwd=project.dev, env=git_identity_env)
+    check_readme_commands(project, git_identity_env)
