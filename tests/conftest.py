@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def scenario(request: pytest.FixtureRequest, render) -> Rendered:
 def git_identity_env() -> dict[str, str]:
     """A fresh CI machine may have no git identity; tests that commit set their own."""
     env = dict(os.environ)
+    # The tools installed next to this interpreter (cookiecutter, cruft, uv) come first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(
         GIT_AUTHOR_NAME="Template Tests",
         GIT_AUTHOR_EMAIL="tests@example.com",
