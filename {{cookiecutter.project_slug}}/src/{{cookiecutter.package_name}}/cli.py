@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 # command → (module relative to this package, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -19,13 +20,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": (".pipeline.export", "DVC stage: ONNX model + feature schema, with a parity check"),
     "serve": (".serving.server", "run the prediction service on $HOST:$PORT"),
     "bench": (".bench", "benchmark the pipeline and the service side by side"),
+    "drift": (".monitoring.drift", "PSI drift report; triggers the retrain pipeline on drift"),
+    "report": (".ci.report", "CI: merge-request report (metrics/params/plots diff, fairness)"),
+    "promotion-gate": (".ci.promotion_gate", "CI: fail if the model is worse than the target branch"),
+    "post-report": (".ci.post_report", "CI: post report.md as a merge-request note (no CML)"),
+    "security-gate": (".ci.security_gate", "CI: fail on High/Critical findings in GitLab reports"),
+    "bump-image": (".ci.kustomize_image", "set newTag/digest in a kustomization.yaml"),
+    "gitops": (".ci.gitops", "CI: release MR on the config repo / retrain MR on this repo"),
 }
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    return "usage: {{ cookiecutter.project_slug }} <command> [options]\n\ncommands:\n" + "\n".join(lines)
+    prog = Path(sys.argv[0]).name
+    return f"usage: {prog} <command> [options]\n\ncommands:\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
