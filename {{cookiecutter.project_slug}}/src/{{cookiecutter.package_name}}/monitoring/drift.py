@@ -117,12 +117,19 @@ def metrics_text(report: DriftReport, now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pushgateway_path() -> str:
+    """Grouping key: one group per job and namespace, so environments never overwrite each other."""
+    job = os.environ.get("DRIFT_PUSH_JOB", "drift")
+    namespace = os.environ.get("POD_NAMESPACE", "default")
+    return f"/metrics/job/{job}/namespace/{namespace}"
+
+
 def push_metrics(url: str, body: str) -> None:
-    """Push to a Prometheus Pushgateway (job ``drift``) with plain HTTP."""
+    """Push to a Prometheus Pushgateway with plain HTTP."""
     import urllib.request
 
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/metrics/job/drift", data=body.encode(), method="PUT",
+        f"{url.rstrip('/')}{pushgateway_path()}", data=body.encode(), method="PUT",
         headers={"Content-Type": "text/plain; version=0.0.4"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (URL from settings)
