@@ -10,24 +10,31 @@ OUT ?= out
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
+# gitlab-ci-local runs the generated pipeline's jobs; 4.73.0 is the newest that runs on Node 20.
+GITLAB_CI_LOCAL := $(CURDIR)/.ci/node/node_modules/.bin/gitlab-ci-local
+export GITLAB_CI_LOCAL
+
 $(VENV)/.installed: requirements-test.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-tools: $(VENV)/.installed ## install the template's test tooling into .venv
+$(GITLAB_CI_LOCAL):
+	npm install --silent --no-audit --no-fund --prefix .ci/node gitlab-ci-local@4.73.0
 
-render: tools ## render a project with the default answers into ./out/
+tools: $(VENV)/.installed $(GITLAB_CI_LOCAL) ## install the template's test tooling (.venv, .ci/node)
+
+render: $(VENV)/.installed ## render a project with the default answers into ./out/
 	$(VENV)/bin/cookiecutter --no-input --output-dir $(OUT) .
 
 test: tools ## the whole suite: hooks, every option combination, then the slow tier
 	$(VENV)/bin/pytest
 
-test-fast: tools ## hooks and rendering only (seconds)
+test-fast: $(VENV)/.installed ## hooks and rendering only (seconds)
 	$(VENV)/bin/pytest -m "not slow"
 
-lint: tools ## lint the template's own code (hooks and tests)
+lint: $(VENV)/.installed ## lint the template's own code (hooks and tests)
 	$(VENV)/bin/ruff check hooks tests
 	$(VENV)/bin/ruff format --check hooks tests
 
