@@ -27,6 +27,11 @@ PRUNE_RULES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
         frozenset({"csv", "postgres"}),
         ("tests/integration/test_mysql_source.py",),
     ),
+    (
+        "dvc_remote",
+        frozenset({"local"}),
+        ("tests/integration/test_dvc_s3_remote.py",),
+    ),
 ]
 
 CONFIG_DIR = "deploy"

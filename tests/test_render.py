@@ -41,6 +41,16 @@ def tracked_files(repo: Path) -> set[str]:
     return set(out.stdout.split())
 
 
+def template_files() -> list[str]:
+    """The template dir's files as git sees them (tracked or new, never ignored caches)."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", TEMPLATE_DIR.name],
+        cwd=TEMPLATE, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    prefix = TEMPLATE_DIR.name + "/"
+    return [f.removeprefix(prefix) for f in out if (TEMPLATE / f).is_file()]
+
+
 def expected_files(answers: dict[str, str]) -> tuple[set[str], set[str]]:
     """(dev repo files, config repo files) the template should produce for these answers."""
     names = {
@@ -48,12 +58,10 @@ def expected_files(answers: dict[str, str]) -> tuple[set[str], set[str]]:
         "{{cookiecutter.package_name}}": answers["package_name"],
     }
     files = set()
-    for path in TEMPLATE_DIR.rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            rel = path.relative_to(TEMPLATE_DIR).as_posix()
-            for raw, value in names.items():
-                rel = rel.replace(raw, value)
-            files.add(rel)
+    for rel in template_files():
+        for raw, value in names.items():
+            rel = rel.replace(raw, value)
+        files.add(rel)
     files -= set(post_gen.paths_to_prune(answers))
     config = {f.removeprefix("deploy/") for f in files if f.startswith("deploy/")}
     if answers["config_repo"] == "separate":

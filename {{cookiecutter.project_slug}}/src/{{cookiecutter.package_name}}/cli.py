@@ -22,7 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": (".bench", "benchmark the pipeline and the service side by side"),
     "drift": (".monitoring.drift", "PSI drift report; triggers the retrain pipeline on drift"),
     "report": (".ci.report", "CI: merge-request report (metrics/params/plots diff, fairness)"),
-    "promotion-gate": (".ci.promotion_gate", "CI: fail if the model is worse than the target branch"),
+    "promotion-gate": (
+        ".ci.promotion_gate",
+        "CI: fail if the model is worse than the target branch",
+    ),
     "post-report": (".ci.post_report", "CI: post report.md as a merge-request note (no CML)"),
     "security-gate": (".ci.security_gate", "CI: fail on High/Critical findings in GitLab reports"),
     "bump-image": (".ci.kustomize_image", "set newTag/digest in a kustomization.yaml"),

@@ -24,7 +24,9 @@ SCHEMA_VERSION = 1
 KINDS = ("numeric", "money", "percent", "categorical")
 
 # "$1,234.56", "-$1,234.56", "($12,000)" (accounting negative), "12000", " $ 7 ".
-_MONEY_RE = re.compile(r"^(?P<open>\()?\s*(?P<sign>-)?\s*\$?\s*(?P<num>\d[\d,]*(\.\d+)?|\.\d+)\s*(?P<close>\))?$")
+_MONEY_RE = re.compile(
+    r"^(?P<open>\()?\s*(?P<sign>-)?\s*\$?\s*(?P<num>\d[\d,]*(\.\d+)?|\.\d+)\s*(?P<close>\))?$"
+)
 _GROUPED_RE = re.compile(r"^\d{1,3}(,\d{3})*(\.\d+)?$|^\d+(\.\d+)?$|^\.\d+$")
 _PERCENT_RE = re.compile(r"^(?P<num>-?\d+(\.\d+)?)\s*%$")
 
@@ -40,11 +42,28 @@ class EncodingError(ValueError):
         self.message = message
 
 
+# One-pass form of the rules below, for the common well-formed case (the service parses a
+# money column of a 10,000-row batch per request). Anything it rejects goes through the
+# step-by-step checks, which accept exactly the same strings and say what is wrong.
+_MONEY_FAST_RE = re.compile(
+    r"\s*(\()?\s*(-)?\s*\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(\))?\s*\Z"
+)
+
+
 def parse_money(text: str) -> float:
     """Parse a money string: ``"$1,234.56"`` → 1234.56, ``"($12,000)"`` → -12000.0.
 
     Raises ``ValueError`` for anything else (never returns NaN for a malformed value).
     """
+    fast = _MONEY_FAST_RE.match(text)
+    if fast is not None and (fast[1] is None) == (fast[4] is None) and not (fast[1] and fast[2]):
+        number = fast[3]
+        value = float(number.replace(",", "") if "," in number else number)
+        return -value if (fast[1] or fast[2]) else value
+    return _parse_money_checked(text)
+
+
+def _parse_money_checked(text: str) -> float:
     match = _MONEY_RE.match(text.strip())
     if not match or bool(match["open"]) != bool(match["close"]):
         raise ValueError(f"not a money amount: {text!r}")
@@ -77,9 +96,13 @@ class Feature:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"feature {self.name!r}: unknown kind {self.kind!r}, use one of {KINDS}")
+            raise ValueError(
+                f"feature {self.name!r}: unknown kind {self.kind!r}, use one of {KINDS}"
+            )
         if (self.kind == "categorical") != bool(self.categories):
-            raise ValueError(f"feature {self.name!r}: categories are required exactly for categoricals")
+            raise ValueError(
+                f"feature {self.name!r}: categories are required exactly for categoricals"
+            )
 
     @property
     def width(self) -> int:
@@ -139,7 +162,10 @@ class FeatureSchema:
         known = {k: v for k, v in data.items() if k not in {"features", "n_inputs"}}
         schema = cls(features=features, **known)
         if "n_inputs" in data and data["n_inputs"] != schema.n_inputs:
-            raise ValueError(f"feature schema says n_inputs={data['n_inputs']} but its features add up to {schema.n_inputs}")
+            raise ValueError(
+                f"feature schema says n_inputs={data['n_inputs']} "
+                f"but its features add up to {schema.n_inputs}"
+            )
         return schema
 
     def save(self, path: str | Path) -> None:
@@ -227,13 +253,35 @@ class Encoder:
             return
         if isinstance(how, dict):
             if not isinstance(value, str):
-                raise ValueError(f"expected one of {list(feature.categories)}, got {type(value).__name__}")
+                raise ValueError(
+                    f"expected one of {list(feature.categories)}, got {type(value).__name__}"
+                )
             index = how.get(value)
             if index is None:
                 raise ValueError(f"{value!r} is not one of {list(feature.categories)}")
             out[offset + index] = 1.0
         else:
             out[offset] = how(value)
+
+    @staticmethod
+    def _write_float_column(
+        out: np.ndarray, feature: Feature, offset: int, values: np.ndarray
+    ) -> None:
+        """``_write`` for a whole float column at once (same rules, first bad row reported)."""
+        if values.shape != (out.shape[0],):
+            expected = (out.shape[0],)
+            raise EncodingError(feature.name, f"has shape {values.shape}, expected {expected}")
+        missing = np.isnan(values)
+        if not feature.nullable and missing.any():
+            raise EncodingError(feature.name, "is required", int(np.flatnonzero(missing)[0]))
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise EncodingError(
+                feature.name,
+                "must be a finite number (NaN and Infinity are not accepted)",
+                int(np.flatnonzero(infinite)[0]),
+            )
+        out[:, offset] = values
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode JSON-like records; unknown keys are the caller's to reject."""
@@ -248,12 +296,25 @@ class Encoder:
         return out
 
     def encode_columns(self, columns: Mapping[str, Iterable[Any]], n_rows: int) -> np.ndarray:
-        """Encode column-wise data (e.g. ``{name: frame[name].tolist()}`` from training)."""
+        """Encode column-wise data (e.g. ``{name: frame[name].tolist()}`` from training).
+
+        A float NumPy array for a non-categorical feature takes a vectorised path with the same
+        rules as ``_write`` (NaN is missing, infinities are refused): training encodes tens of
+        thousands of rows this way in milliseconds instead of seconds.
+        """
         out = np.zeros((n_rows, self.n_inputs), dtype=np.float32)
         for feature, offset, how in self._plan:
             if feature.name not in columns:
                 raise EncodingError(feature.name, "column is missing")
-            for row, value in enumerate(columns[feature.name]):
+            values = columns[feature.name]
+            if (
+                feature.kind != "categorical"
+                and isinstance(values, np.ndarray)
+                and values.dtype.kind == "f"
+            ):
+                self._write_float_column(out, feature, offset, values)
+                continue
+            for row, value in enumerate(values):
                 try:
                     self._write(out[row], feature, offset, how, value)
                 except ValueError as exc:

@@ -6,6 +6,7 @@ import json
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -15,22 +16,26 @@ from {{ cookiecutter.package_name }}.features import Encoder
 from {{ cookiecutter.package_name }}.monitoring.drift import main
 from {{ cookiecutter.package_name }}.monitoring.profile import ReferenceProfile
 
-TOKEN = "glptt-test-trigger-token"  # noqa: S105 (a fake token for the local stand-in)
+TOKEN = "glptt-test-trigger-token"
 
 
 class GitLabStandIn(BaseHTTPRequestHandler):
     """Answers the pipeline-trigger API like GitLab; ``behaviour`` picks the answer."""
 
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
     behaviour = "ok"
 
-    def do_POST(self):  # noqa: N802 (http.server naming)
+    def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         form = urllib.parse.parse_qs(self.rfile.read(length).decode())
         type(self).requests.append({"path": self.path, "form": {k: v[0] for k, v in form.items()}})
         if self.behaviour == "slow":
             threading.Event().wait(3)
-        status, body = (201, {"id": 4242}) if self.behaviour == "ok" else (401, {"message": "401 Unauthorized"})
+        status, body = (
+            (201, {"id": 4242})
+            if self.behaviour == "ok"
+            else (401, {"message": "401 Unauthorized"})
+        )
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -50,7 +55,7 @@ def gitlab(monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("GITLAB_API_URL", f"http://127.0.0.1:{server.server_port}/api/v4")
-    monkeypatch.setenv("GITLAB_PROJECT_ID", "ml-team/transactions")
+    monkeypatch.setenv("GITLAB_PROJECT_ID", "data-science/fraud-model")
     monkeypatch.setenv("GITLAB_TRIGGER_TOKEN", TOKEN)
     monkeypatch.setenv("GITLAB_TIMEOUT_S", "1")
     monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
@@ -66,7 +71,9 @@ def job(tmp_path):
     models.mkdir()
     matrix = Encoder(SCHEMA).encode_records(records(np.random.default_rng(0), 5000))
     SCHEMA.save(models / "features.json")
-    ReferenceProfile.build(SCHEMA, matrix, scores_for(matrix), DRIFT_SETTINGS).save(models / "reference_profile.json")
+    ReferenceProfile.build(SCHEMA, matrix, scores_for(matrix), DRIFT_SETTINGS).save(
+        models / "reference_profile.json"
+    )
 
     def write(name, shift):
         path = tmp_path / f"{name}.jsonl"
@@ -77,8 +84,18 @@ def job(tmp_path):
     drifted, steady = write("drifted", 1.5), write("steady", 0.0)
 
     def args(path):
-        return ["--records", str(path), "--models", str(models), "--report", str(tmp_path / "report.json"),
-                "--state", str(tmp_path / "state.json"), "--metrics-file", str(tmp_path / "drift.prom")]
+        return [
+            "--records",
+            str(path),
+            "--models",
+            str(models),
+            "--report",
+            str(tmp_path / "report.json"),
+            "--state",
+            str(tmp_path / "state.json"),
+            "--metrics-file",
+            str(tmp_path / "drift.prom"),
+        ]
 
     return drifted, steady, args
 
@@ -89,7 +106,7 @@ def test_drift_triggers_once_per_episode(gitlab, job):
     assert main(args(drifted)) == 0
     assert len(gitlab.requests) == 1
     sent = gitlab.requests[0]
-    assert sent["path"] == "/api/v4/projects/ml-team%2Ftransactions/trigger/pipeline"
+    assert sent["path"] == "/api/v4/projects/data-science%2Ffraud-model/trigger/pipeline"
     assert sent["form"]["token"] == TOKEN
     assert sent["form"]["ref"] == "main"
     assert sent["form"]["variables[RETRAIN]"] == "true"
@@ -111,8 +128,12 @@ def test_no_drift_never_calls_gitlab(gitlab, job):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("behaviour", "message"), [("unauthorized", "GitLab answered 401"), ("slow", "did not answer")])
-def test_trigger_errors_fail_loudly_and_keep_the_episode_open(gitlab, job, capsys, behaviour, message):
+@pytest.mark.parametrize(
+    ("behaviour", "message"), [("unauthorized", "GitLab answered 401"), ("slow", "did not answer")]
+)
+def test_trigger_errors_fail_loudly_and_keep_the_episode_open(
+    gitlab, job, capsys, behaviour, message
+):
     drifted, _, args = job
     gitlab.behaviour = behaviour
     assert main(args(drifted)) == 1

@@ -18,6 +18,7 @@ from {{ cookiecutter.package_name }}.monitoring.drift import (
 )
 from {{ cookiecutter.package_name }}.monitoring.profile import ReferenceProfile
 
+
 @pytest.fixture(scope="module")
 def profile() -> ReferenceProfile:
     matrix = Encoder(SCHEMA).encode_records(records(np.random.default_rng(0), 5000))
@@ -43,7 +44,9 @@ def test_unshifted_data_does_not_drift(profile):
 
 
 def test_shifted_data_crosses_the_threshold(profile):
-    report = compute_drift(profile, SCHEMA, samples(records(np.random.default_rng(2), 2000, shift=1.5)))
+    report = compute_drift(
+        profile, SCHEMA, samples(records(np.random.default_rng(2), 2000, shift=1.5))
+    )
     assert {"x0", "x12", "x5", "score"} <= set(report.drifted)
     assert "PSI above 0.2" in report.reason()
 
@@ -66,8 +69,10 @@ def test_read_samples_skips_other_log_lines(tmp_path):
     log = tmp_path / "service.jsonl"
     log.write_text(
         "plain text line\n"
-        + json.dumps({"event": "request", "status": 200}) + "\n"
-        + json.dumps({"event": "prediction_sample", "features": {"x0": 1}, "p_hat": 0.1}) + "\n"
+        + json.dumps({"event": "request", "status": 200})
+        + "\n"
+        + json.dumps({"event": "prediction_sample", "features": {"x0": 1}, "p_hat": 0.1})
+        + "\n"
     )
     assert [s["p_hat"] for s in read_samples(log)] == [0.1]
     assert [s["p_hat"] for s in read_samples(tmp_path)] == [0.1]
@@ -87,7 +92,12 @@ def test_too_few_records_gives_no_verdict(profile, tmp_path, capsys):
     SCHEMA.save(models / "features.json")
     profile.save(models / "reference_profile.json")
     log = tmp_path / "few.jsonl"
-    log.write_text("".join(json.dumps(s) + "\n" for s in samples(records(np.random.default_rng(5), 10))))
-    assert main(["--records", str(log), "--models", str(models), "--report", str(tmp_path / "r.json")]) == 0
+    log.write_text(
+        "".join(json.dumps(s) + "\n" for s in samples(records(np.random.default_rng(5), 10)))
+    )
+    assert (
+        main(["--records", str(log), "--models", str(models), "--report", str(tmp_path / "r.json")])
+        == 0
+    )
     assert "fewer than min_records=200" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()

@@ -62,8 +62,12 @@ class DriftReport:
 
 
 def read_samples(path: Path) -> Iterator[dict]:
-    """Yield sample events from a JSON-lines file or every ``*.jsonl``/``*.log`` file in a folder."""
-    files = sorted(p for p in path.iterdir() if p.suffix in {".jsonl", ".log"}) if path.is_dir() else [path]
+    """Yield sample events from a JSON-lines file or every ``*.jsonl``/``*.log`` in a folder."""
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix in {".jsonl", ".log"})
+        if path.is_dir()
+        else [path]
+    )
     for file in files:
         with file.open() as handle:
             for line in handle:
@@ -75,7 +79,9 @@ def read_samples(path: Path) -> Iterator[dict]:
                     yield event
 
 
-def compute_drift(profile: ReferenceProfile, schema: FeatureSchema, samples: list[dict]) -> DriftReport:
+def compute_drift(
+    profile: ReferenceProfile, schema: FeatureSchema, samples: list[dict]
+) -> DriftReport:
     encoder = Encoder(schema)
     rows, scores, skipped = [], [], 0
     for sample in samples:
@@ -95,15 +101,20 @@ def compute_drift(profile: ReferenceProfile, schema: FeatureSchema, samples: lis
     drifted = [name for name, value in feature_psi.items() if value > threshold]
     if score_psi > threshold:
         drifted.append("score")
-    return DriftReport(profile.model_version, len(rows), skipped, threshold, feature_psi, score_psi, drifted)
+    return DriftReport(
+        profile.model_version, len(rows), skipped, threshold, feature_psi, score_psi, drifted
+    )
 
 
 def metrics_text(report: DriftReport, now: float) -> str:
     """The gauges in Prometheus text format (for the textfile collector or Pushgateway)."""
     lines = [
-        "# HELP feature_drift_psi Population stability index of one feature vs the training profile.",
+        "# HELP feature_drift_psi Population stability index of a feature vs the training profile.",
         "# TYPE feature_drift_psi gauge",
-        *(f'feature_drift_psi{{feature="{name}"}} {value:.6f}' for name, value in sorted(report.feature_psi.items())),
+        *(
+            f'feature_drift_psi{{feature="{name}"}} {value:.6f}'
+            for name, value in sorted(report.feature_psi.items())
+        ),
         "# HELP score_drift_psi Population stability index of the prediction score vs training.",
         "# TYPE score_drift_psi gauge",
         f"score_drift_psi {report.score_psi:.6f}",
@@ -128,8 +139,12 @@ def push_metrics(url: str, body: str) -> None:
     """Push to a Prometheus Pushgateway with plain HTTP."""
     import urllib.request
 
-    request = urllib.request.Request(
-        f"{url.rstrip('/')}{pushgateway_path()}", data=body.encode(), method="PUT",
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"PUSHGATEWAY_URL must be an http(s) URL, got {url!r}")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        f"{url.rstrip('/')}{pushgateway_path()}",
+        data=body.encode(),
+        method="PUT",
         headers={"Content-Type": "text/plain; version=0.0.4"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (URL from settings)
@@ -142,8 +157,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--records", type=Path, required=True, help="JSON-lines file or folder")
     parser.add_argument("--models", type=Path, default=Path(os.environ.get("MODEL_DIR", "models")))
     parser.add_argument("--report", type=Path, default=Path("drift_report.json"))
-    parser.add_argument("--metrics-file", type=Path, help="write the gauges here (textfile collector)")
-    parser.add_argument("--state", type=Path, default=Path(os.environ.get("DRIFT_STATE_PATH", "drift_state.json")))
+    parser.add_argument(
+        "--metrics-file", type=Path, help="write the gauges here (textfile collector)"
+    )
+    parser.add_argument(
+        "--state", type=Path, default=Path(os.environ.get("DRIFT_STATE_PATH", "drift_state.json"))
+    )
     parser.add_argument("--no-trigger", action="store_true", help="report only; never call GitLab")
     return parser.parse_args(argv)
 
@@ -155,10 +174,19 @@ def main(argv: list[str]) -> int:
     samples = list(read_samples(args.records))
     min_records = int(profile.drift["min_records"])
     if len(samples) < min_records:
-        print(f"drift: {len(samples)} sampled records, fewer than min_records={min_records}: no verdict", file=sys.stderr)
+        print(
+            f"drift: {len(samples)} sampled records, "
+            f"fewer than min_records={min_records}: no verdict",
+            file=sys.stderr,
+        )
         return 0
     report = compute_drift(profile, schema, samples)
-    args.report.write_text(json.dumps({**asdict(report), "max_psi": report.max_psi, "is_drift": report.is_drift}, indent=2) + "\n")
+    args.report.write_text(
+        json.dumps(
+            {**asdict(report), "max_psi": report.max_psi, "is_drift": report.is_drift}, indent=2
+        )
+        + "\n"
+    )
     body = metrics_text(report, time.time())
     if args.metrics_file:
         args.metrics_file.write_text(body)
@@ -175,7 +203,10 @@ def main(argv: list[str]) -> int:
     if args.no_trigger:
         return 0
     if state.open_for(report.model_version):
-        print(f"drift: retrain already triggered for this episode (pipeline {state.pipeline_id}); not again")
+        print(
+            f"drift: retrain already triggered for this episode "
+            f"(pipeline {state.pipeline_id}); not again"
+        )
         return 0
     try:
         pipeline = trigger_retrain(TriggerConfig.from_env(), report.reason(), report.model_version)
@@ -186,4 +217,3 @@ def main(argv: list[str]) -> int:
     state.save(args.state)
     print(f"drift: triggered retrain pipeline {pipeline}")
     return 0
-

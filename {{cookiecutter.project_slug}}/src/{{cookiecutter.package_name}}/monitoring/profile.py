@@ -31,7 +31,9 @@ class Histogram:
 def _numeric_bins(values: np.ndarray, edges: list[float]) -> np.ndarray:
     """Counts per bin: ``len(edges) + 1`` value bins, then one bin for missing values."""
     missing = np.isnan(values)
-    counts = np.bincount(np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1)
+    counts = np.bincount(
+        np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1
+    )
     return np.append(counts, missing.sum()).astype(float)
 
 
@@ -72,15 +74,25 @@ class ReferenceProfile:
             offset += feature.width
             if feature.kind == "categorical":
                 labels = [*feature.categories, MISSING]
-                features[feature.name] = Histogram([], labels, _proportions(_categorical_bins(block)))
+                features[feature.name] = Histogram(
+                    [], labels, _proportions(_categorical_bins(block))
+                )
             else:
                 column = block[:, 0].astype(float)
                 present = column[~np.isnan(column)]
-                quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]) if present.size else []
+                quantiles = (
+                    np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]) if present.size else []
+                )
                 edges = sorted({float(q) for q in quantiles})
-                features[feature.name] = Histogram(edges, [], _proportions(_numeric_bins(column, edges)))
-        score_edges = [float(q) for q in np.unique(np.quantile(scores, np.linspace(0, 1, bins + 1)[1:-1]))]
-        score = Histogram(score_edges, [], _proportions(_numeric_bins(scores.astype(float), score_edges)))
+                features[feature.name] = Histogram(
+                    edges, [], _proportions(_numeric_bins(column, edges))
+                )
+        score_edges = [
+            float(q) for q in np.unique(np.quantile(scores, np.linspace(0, 1, bins + 1)[1:-1]))
+        ]
+        score = Histogram(
+            score_edges, [], _proportions(_numeric_bins(scores.astype(float), score_edges))
+        )
         version = str(schema.model.get("version", ""))
         return cls(version, int(matrix.shape[0]), features, score, dict(drift))
 
@@ -112,6 +124,8 @@ def live_histograms(
         if feature.kind == "categorical":
             out[feature.name] = _proportions(_categorical_bins(block))
         else:
-            out[feature.name] = _proportions(_numeric_bins(block[:, 0].astype(float), reference.edges))
+            out[feature.name] = _proportions(
+                _numeric_bins(block[:, 0].astype(float), reference.edges)
+            )
     score = _proportions(_numeric_bins(scores.astype(float), profile.score.edges))
     return out, score

@@ -55,7 +55,10 @@ def trigger_retrain(config: TriggerConfig, reason: str, model_version: str) -> i
         "variables[DRIFT_REASON]": reason,
         "variables[DRIFT_MODEL_VERSION]": model_version,
     }
-    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
+    if not url.startswith(("http://", "https://")):
+        raise TriggerError(f"GITLAB_API_URL must be an http(s) URL, got {config.api_url!r}")
+    data = urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310 (scheme checked)
     try:
         with urllib.request.urlopen(request, timeout=config.timeout_s) as response:  # noqa: S310
             body = json.loads(response.read() or b"{}")

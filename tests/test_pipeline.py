@@ -1,0 +1,191 @@
+"""The generated DVC pipeline.
+
+Fast tier (every scenario): dvc.yaml, params.yaml, .dvc/config, the CLI table and the shipped
+.gitignore files agree with each other. Slow tier (default scenario, installed): a real
+`make repro` on the default 40,000 rows, then the reproducibility and remote round trips.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import Rendered, run
+
+ROC_AUC_FLOOR = 0.80  # the default data give ~0.85 with logistic regression
+
+
+def answers(project: Rendered, key: str, default: str) -> str:
+    return project.context.get(key, default)
+
+
+def cli_commands(dev: Path, package: str) -> set[str]:
+    tree = ast.parse((dev / "src" / package / "cli.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "COMMANDS":
+            return {key.value for key in node.value.keys}
+    raise AssertionError("cli.py has no COMMANDS table")
+
+
+def out_path(entry: str | dict) -> str:
+    return entry if isinstance(entry, str) else next(iter(entry))
+
+
+def out_cached(entry: str | dict) -> bool:
+    return isinstance(entry, str) or next(iter(entry.values())).get("cache", True)
+
+
+def param_keys(entries: list) -> list[str]:
+    keys = []
+    for entry in entries:
+        if isinstance(entry, str):
+            keys.append(entry)
+        else:  # {file: [keys]}
+            for file, names in entry.items():
+                assert file == "params.yaml", file
+                keys.extend(names)
+    return keys
+
+
+def test_dvc_yaml_params_and_config_are_consistent(scenario: Rendered) -> None:
+    dev = scenario.dev
+    package = next(p.name for p in (dev / "src").iterdir() if (p / "cli.py").exists())
+    pipeline = yaml.safe_load((dev / "dvc.yaml").read_text())
+    params = yaml.safe_load((dev / "params.yaml").read_text())
+    stages = pipeline["stages"]
+    data_source = answers(scenario, "data_source", "csv")
+
+    expected_stages = ["prepare", "train", "evaluate", "export"]
+    if data_source == "csv":
+        expected_stages.insert(0, "generate")
+    assert list(stages) == expected_stages
+    assert params["data"]["source"] == ("csv" if data_source == "csv" else "sql")
+    assert params["train"]["model"] == answers(scenario, "model_family", "logistic_regression")
+    assert ("always_changed" in stages["prepare"]) == (data_source != "csv")
+
+    commands = cli_commands(dev, package)
+    produced: dict[str, str] = {}
+    for name, stage in stages.items():
+        program, command = stage["cmd"].split()
+        assert program == dev.name, stage["cmd"]  # the project's console script
+        assert command in commands, f"stage {name}: {command} is not a CLI command"
+        for key in param_keys(stage.get("params", [])):
+            block = params
+            for part in key.split("."):
+                assert isinstance(block, dict) and part in block, f"stage {name}: no param {key}"
+                block = block[part]
+        for dep in stage["deps"]:
+            assert dep in produced or (dev / dep).is_file(), (
+                f"stage {name}: dep {dep} comes from nowhere"
+            )
+        entries = [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]
+        for entry in entries:
+            out = out_path(entry)
+            assert out not in produced, f"{out} is written by {produced.get(out)} and {name}"
+            assert out not in stage["deps"]
+            produced[out] = name
+            if out_cached(entry):
+                # DVC-cached outputs are kept out of git by the shipped per-directory .gitignore.
+                ignore = dev / Path(out).parent / ".gitignore"
+                assert f"/{Path(out).name}" in ignore.read_text().split(), f"{out} not in {ignore}"
+    for plot in pipeline["plots"]:
+        (definition,) = plot.values()
+        for file in definition["y"]:
+            assert produced.get(file) == "evaluate", f"plot file {file} is not an evaluate output"
+
+    config = configparser.ConfigParser()
+    config.read_string((dev / ".dvc" / "config").read_text())
+    default = config["core"]["remote"]
+    assert config.has_section(f"'remote \"{default}\"'"), default
+    assert config[f"'remote \"{default}\"'"]["url"] == f"../../{dev.name}-dvc-storage"
+    assert (dev / ".dvc" / ".gitignore").read_text().split() == ["/config.local", "/tmp", "/cache"]
+    assert "__pycache__/" in (dev / ".dvcignore").read_text().split()
+    makefile = (dev / "Makefile").read_text()
+    pyproject = (dev / "pyproject.toml").read_text()
+    if answers(scenario, "dvc_remote", "local") == "s3":
+        region = answers(scenario, "aws_region", "eu-west-1")
+        assert "dvc remote add --force --default storage s3://$(BUCKET)/dvc" in makefile
+        assert f"dvc remote modify storage region {region}" in makefile
+        assert '"dvc-s3' in pyproject and '"moto[server]' in pyproject
+        assert (dev / "tests" / "integration" / "test_dvc_s3_remote.py").is_file()
+    else:
+        assert "dvc-remote:" not in makefile and '"dvc-s3' not in pyproject
+        assert not (dev / "tests" / "integration" / "test_dvc_s3_remote.py").exists()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_repro_is_fast_good_and_reproducible(installed_default: Rendered, git_identity_env) -> None:
+    dev = installed_default.dev
+    env = {**git_identity_env, "DVC_NO_ANALYTICS": "1"}
+    dvc = ["uv", "run", "--frozen", "dvc"]
+
+    started = time.perf_counter()
+    run(["make", "repro"], cwd=dev, env=env)
+    elapsed = time.perf_counter() - started
+    print(f"make repro on the default data: {elapsed:.1f}s")
+
+    metrics = json.loads((dev / "reports" / "metrics.json").read_text())
+    assert metrics["roc_auc"] > ROC_AUC_FLOOR, metrics
+    assert 0.15 <= metrics["positive_rate"] <= 0.25
+    parity = json.loads((dev / "reports" / "parity.json").read_text())
+    assert parity["passed"] and parity["max_abs_diff"] <= parity["atol"] and parity["rows"] >= 1000
+    card = (dev / "reports" / "MODEL_CARD.md").read_text()
+    assert "| Group | Rows | Positive rate | Selection rate | TPR | FPR |" in card
+    schema = json.loads((dev / "models" / "features.json").read_text())
+    assert schema["model"]["sha256"] == sha256(dev / "models" / "model.onnx")
+    assert schema["metrics"] == metrics
+
+    # Nothing changed: DVC runs nothing.
+    assert "Data and pipelines are up to date" in run([*dvc, "repro"], cwd=dev, env=env)
+
+    # Really re-run train, evaluate and export (forced, each stage alone): the same bytes come
+    # out, so every file and dvc.lock stay byte-identical.
+    lock = (dev / "dvc.lock").read_text()
+    outputs = (
+        "models/model.pkl",
+        "models/model.onnx",
+        "models/features.json",
+        "reports/metrics.json",
+        "reports/MODEL_CARD.md",
+        "reports/figures/roc.png",
+    )
+    hashes = {rel: sha256(dev / rel) for rel in outputs}
+    stages = ("train", "evaluate", "export")
+    out = run([*dvc, "repro", "--force", "--single-item", *stages], cwd=dev, env=env)
+    assert all(f"Running stage '{stage}'" in out for stage in stages), out
+    assert {rel: sha256(dev / rel) for rel in outputs} == hashes
+    assert (dev / "dvc.lock").read_text() == lock
+
+    # Push to the default local remote, lose every local copy, pull it all back.
+    run([*dvc, "push"], cwd=dev, env=env)
+    storage = dev.parent / f"{dev.name}-dvc-storage"
+    assert any(storage.rglob("*")), "nothing was pushed to the local remote"
+    shutil.rmtree(dev / ".dvc" / "cache")
+    models = ("models/model.pkl", "models/model.onnx")
+    for rel in ("data/raw/transactions.csv", "data/prepared/train.csv", *models):
+        (dev / rel).unlink()
+    run([*dvc, "pull"], cwd=dev, env=env)
+    assert {rel: sha256(dev / rel) for rel in models} == {rel: hashes[rel] for rel in models}
+    assert (dev / "data" / "prepared" / "train.csv").is_file()
+    assert "Data and pipelines are up to date" in run([*dvc, "status"], cwd=dev, env=env)
+    # The shipped per-directory .gitignore files already list every output: what is new for git
+    # is what a team commits after a run (dvc.lock and reports/; uv.lock comes from `make setup`).
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=dev, env=env)
+    changed = sorted(line[3:] for line in status.splitlines())
+    assert "dvc.lock" in changed and "reports/metrics.json" in changed
+    unexpected = [
+        p for p in changed if p not in {"dvc.lock", "uv.lock"} and not p.startswith("reports/")
+    ]
+    assert not unexpected, unexpected

@@ -1,0 +1,1 @@
+"""Data: the synthetic generator, the loaders, cleaning and the data contract."""

@@ -1,0 +1,87 @@
+"""Turn raw text columns into numbers, with the parsers the service uses (one source of truth).
+
+``"($12,000)"`` → -12000.0, ``"$12,000"`` → 12000.0, ``"67%"`` → 67.0, empty → missing. A value
+that cannot be parsed raises ``CleaningError`` naming the column, the value and the row: a
+malformed value is a data bug to fix upstream, never a silent NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..features import parse_money, parse_percent
+from .contract import Contract
+
+
+class CleaningError(ValueError):
+    """A raw value that does not parse; carries the column, the value and the row."""
+
+    def __init__(self, column: str, value: Any, row: int, reason: str):
+        self.column, self.value, self.row = column, value, row
+        super().__init__(f"column {column!r}, row {row}: cannot clean {value!r} ({reason})")
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _parse_number(text: str) -> float:
+    return float(text)
+
+
+def _convert(column: str, values: pd.Series, parse: Callable[[str], float]) -> pd.Series:
+    """Parse text values (numbers pass through); missing stays NaN, anything else raises."""
+    out = np.empty(len(values), dtype="float64")
+    for row, value in enumerate(values.tolist()):
+        if _is_missing(value):
+            out[row] = np.nan
+        elif isinstance(value, str):
+            try:
+                out[row] = parse(value)
+            except ValueError as exc:
+                raise CleaningError(column, value, row, str(exc)) from None
+        elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+            value, bool
+        ):
+            out[row] = float(value)
+        else:
+            raise CleaningError(column, value, row, f"unexpected type {type(value).__name__}")
+    return pd.Series(out, index=values.index, name=column)
+
+
+def _categorical(values: pd.Series) -> pd.Series:
+    """Strip whitespace; empty text becomes missing. Categories are checked by the contract."""
+    cleaned = [None if _is_missing(v) else str(v).strip() for v in values.tolist()]
+    return pd.Series(cleaned, index=values.index, name=values.name, dtype="object")
+
+
+def clean_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Clean every contract column present in ``frame``; other columns are left as they are.
+
+    Numeric feature columns that arrive as text (e.g. from a SQL ``TEXT`` column) are parsed too.
+    """
+    out = frame.copy()
+    for column in contract.money:
+        if column in out:
+            out[column] = _convert(column, out[column], parse_money)
+    for column in contract.percent:
+        if column in out:
+            out[column] = _convert(column, out[column], parse_percent)
+    for column in contract.categorical:
+        if column in out:
+            out[column] = _categorical(out[column])
+    if contract.group and contract.group in out:
+        out[contract.group] = _categorical(out[contract.group])
+    for column in contract.feature_columns(out.columns):
+        if contract.kind(column) == "numeric" and not pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = _convert(column, out[column], _parse_number)
+    return out

@@ -1,0 +1,76 @@
+"""DVC stage ``prepare``: load the raw data, clean it, check the contract, split it.
+
+Outputs ``data/prepared/{train,valid,test}.csv``: cleaned (money and percent are numbers), sorted
+by id and split deterministically (stratified on the target, seeded from ``split.seed``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.cleaning import clean_frame
+from ..data.contract import Contract, validate
+from ..data.sources import load_raw
+from .config import Paths, load_params, stage_args
+
+SPLITS = ("train", "valid", "test")
+
+
+def split(frame: pd.DataFrame, params: Mapping[str, Any], target: str) -> dict[str, pd.DataFrame]:
+    """Stratified train/valid/test split; the same frame and seed give the same rows.
+
+    Each class is shuffled with NumPy's seeded generator and cut by the configured shares, so
+    every split keeps the overall positive rate.
+    """
+    valid_size, test_size = float(params["valid_size"]), float(params["test_size"])
+    if not (0 < valid_size < 1 and 0 < test_size < 1 and valid_size + test_size < 1):
+        raise ValueError("split.valid_size and split.test_size must be in (0, 1) and sum below 1")
+    rng = np.random.default_rng(int(params["seed"]))
+    labels = frame[target].to_numpy()
+    assignment = np.empty(len(frame), dtype="int64")  # 0 train, 1 valid, 2 test
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        n_test, n_valid = round(len(rows) * test_size), round(len(rows) * valid_size)
+        assignment[rows[:n_test]] = 2
+        assignment[rows[n_test : n_test + n_valid]] = 1
+        assignment[rows[n_test + n_valid :]] = 0
+    return {
+        name: frame[assignment == code].reset_index(drop=True)
+        for code, name in ((0, "train"), (1, "valid"), (2, "test"))
+    }
+
+
+def read_split(paths: Paths, name: str, contract: Contract) -> pd.DataFrame:
+    """Read one prepared split back with the dtypes ``prepare`` wrote."""
+    text = dict.fromkeys(
+        [*contract.categorical, *([contract.group] if contract.group else [])], "object"
+    )
+    return pd.read_csv(paths.split(name), dtype=text, keep_default_na=False, na_values=[""])
+
+
+def run(params: Mapping[str, Any], root: Path = Path()) -> dict[str, int]:
+    paths = Paths(root)
+    contract = Contract.from_params(params["contract"])
+    raw = load_raw(params["data"], contract, root)
+    cleaned = clean_frame(raw, contract)
+    validate(cleaned, contract)
+    parts = split(cleaned, params["split"], contract.target)
+    paths.prepared.mkdir(parents=True, exist_ok=True)
+    for name, part in parts.items():
+        part.to_csv(paths.split(name), index=False, lineterminator="\n")
+    return {name: len(part) for name, part in parts.items()}
+
+
+def main(argv: Sequence[str]) -> int:
+    args = stage_args(argv, "load, clean, validate and split the data")
+    started = time.perf_counter()
+    sizes = run(load_params(Paths(args.root).params), args.root)
+    listing = ", ".join(f"{name} {size}" for name, size in sizes.items())
+    print(f"prepare: {listing} rows in {time.perf_counter() - started:.1f}s")
+    return 0

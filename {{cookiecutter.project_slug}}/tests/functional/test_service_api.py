@@ -1,0 +1,526 @@
+"""The prediction service through its ASGI app (no network): every status code it promises."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import generate_latest
+from starlette.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.bench import sample_records
+from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
+from {{ cookiecutter.package_name }}.monitoring.drift import read_samples
+from {{ cookiecutter.package_name }}.serving.app import Guard, Service, create_app
+from {{ cookiecutter.package_name }}.serving.config import Settings
+from {{ cookiecutter.package_name }}.serving.logs import ACCESS_LOGGER, SAMPLE_LOGGER, JsonFormatter
+from {{ cookiecutter.package_name }}.serving.model import Model
+
+KEY = "test-key-1"
+HEADERS = {"X-API-Key": KEY}
+LEAKS = ("Traceback", 'File "', ".py", "Error:", "Exception", "/home/", "/tmp/", "site-packages")  # noqa: S108
+
+
+def settings_for(model_dir: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        model_dir=model_dir,
+        api_keys=(KEY, "test-key-2"),
+        max_batch_rows=50,
+        max_body_bytes=256 * 1024,
+        offload_body_bytes=8 * 1024,
+    )
+    return replace(base, **overrides)
+
+
+@pytest.fixture(scope="module")
+def service(served_model_dir: Path) -> Service:
+    service = Service(settings_for(served_model_dir))
+    service.load()
+    return service
+
+
+@pytest.fixture(scope="module")
+def client(service: Service) -> Iterator[TestClient]:
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def schema(served_model_dir: Path) -> FeatureSchema:
+    return FeatureSchema.load(served_model_dir / "features.json")
+
+
+@pytest.fixture(scope="module")
+def records(schema: FeatureSchema) -> list[dict[str, Any]]:
+    return sample_records(schema, 40, seed=3, missing=0.1)
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "request_id"}
+    assert body["error"]["status"] == status
+    assert body["request_id"] and response.headers["x-request-id"] == body["request_id"]
+    if code:
+        assert body["error"]["code"] == code
+    for leak in LEAKS:
+        assert leak not in response.text, f"{leak!r} leaked into {response.text}"
+    return body["error"]
+
+
+def one_field(error: dict[str, Any]) -> dict[str, Any]:
+    assert len(error["fields"]) == 1, error
+    return error["fields"][0]
+
+
+# -- 200 ---------------------------------------------------------------------------------------
+def test_single_record_matches_the_exported_model(client, service, schema, records) -> None:
+    response = client.post("/v1/predict", json=records[0], headers=HEADERS)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = float(service.model.predict(Encoder(schema).encode_records(records[:1]))[0])
+    assert body["p_hat"] == pytest.approx(expected, abs=1e-6)
+    assert body["business_outcome"] == int(expected >= schema.threshold)
+    assert body["model_version"] == schema.model["version"]
+    assert response.headers["x-request-id"]
+
+
+def test_batch_matches_the_encoder_and_model_row_by_row(client, service, schema, records) -> None:
+    response = client.post("/v1/predict", json={"records": records}, headers=HEADERS)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = service.model.predict(Encoder(schema).encode_records(records))
+    got = np.array([p["p_hat"] for p in body["predictions"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    outcomes = [p["business_outcome"] for p in body["predictions"]]
+    assert outcomes == [int(p >= schema.threshold) for p in expected]
+    assert body["model_version"] == schema.model["version"]
+
+
+def test_a_batch_big_enough_for_the_worker_thread_gives_the_same_answers(
+    client, service, records
+) -> None:
+    body = json.dumps({"records": records}).encode()
+    assert len(body) > service.settings.offload_body_bytes  # exercises the thread path
+    small = client.post("/v1/predict", json={"records": records[:2]}, headers=HEADERS).json()
+    big = client.post("/v1/predict", content=body, headers=HEADERS).json()
+    assert big["predictions"][:2] == small["predictions"]
+
+
+def test_money_and_percent_accept_numbers_strings_and_null(client, schema, records) -> None:
+    money = next(f.name for f in schema.features if f.kind == "money")
+    percent = next(f.name for f in schema.features if f.kind == "percent")
+    variants = [("($12,000)", "67%"), (-12000, 67), (None, None), ("", "")]
+    answers = []
+    for m, p in variants:
+        response = client.post(
+            "/v1/predict", json={**records[0], money: m, percent: p}, headers=HEADERS
+        )
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["p_hat"])
+    assert answers[0] == answers[1] and answers[2] == answers[3]
+
+
+def test_model_info(client, schema) -> None:
+    response = client.get("/v1/model", headers=HEADERS)
+    assert response.status_code == 200
+    info = response.json()
+    assert info["version"] == schema.model["version"]
+    assert info["sha256"] == schema.model["sha256"]
+    assert info["threshold"] == schema.threshold
+    assert info["metrics"] == schema.metrics
+    assert [f["name"] for f in info["features"]] == schema.names
+
+
+def test_health(client) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+# -- 400 / 401 / 404 ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "body", [b"{", b"not json", b'{"x0": NaN}', b'{"x0": Infinity}', b"\xff\xfe", b""]
+)
+def test_unparsable_json_is_400(client, body) -> None:
+    assert_error(client.post("/v1/predict", content=body, headers=HEADERS), 400, "malformed_json")
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": KEY + "x"}, {"X-API-Key": ""}]
+)
+def test_missing_or_wrong_key_is_401(client, records, headers) -> None:
+    assert_error(client.post("/v1/predict", json=records[0], headers=headers), 401, "unauthorised")
+    assert_error(client.get("/v1/model", headers=headers), 401)
+
+
+def test_every_configured_key_works(client, records) -> None:
+    for key in (KEY, "test-key-2"):
+        assert (
+            client.post("/v1/predict", json=records[0], headers={"X-API-Key": key}).status_code
+            == 200
+        )
+
+
+def test_unknown_route_and_method_use_the_envelope(client) -> None:
+    assert_error(client.get("/nope"), 404, "not_found")
+    assert_error(client.get("/v1/predict", headers=HEADERS), 405, "method_not_allowed")
+
+
+# -- 422 ---------------------------------------------------------------------------------------
+def test_wrong_type_names_the_field(client, schema, records) -> None:
+    numeric = next(f.name for f in schema.features if f.kind == "numeric")
+    error = assert_error(
+        client.post("/v1/predict", json={**records[0], numeric: "abc"}, headers=HEADERS),
+        422,
+        "invalid_input",
+    )
+    assert one_field(error)["field"] == numeric and numeric in error["message"]
+
+
+def test_booleans_are_not_numbers(client, schema, records) -> None:
+    numeric = next(f.name for f in schema.features if f.kind == "numeric")
+    error = assert_error(
+        client.post("/v1/predict", json={**records[0], numeric: True}, headers=HEADERS), 422
+    )
+    assert one_field(error)["field"] == numeric
+
+
+def test_unknown_field_is_rejected(client, records) -> None:
+    error = assert_error(
+        client.post("/v1/predict", json={**records[0], "surprise": 1}, headers=HEADERS), 422
+    )
+    assert one_field(error)["field"] == "surprise"
+
+
+def test_batch_errors_name_field_and_row(client, schema, records) -> None:
+    money = next(f.name for f in schema.features if f.kind == "money")
+    rows = [dict(r) for r in records[:5]]
+    rows[3][money] = "$12,00"  # misplaced thousands separator
+    error = assert_error(client.post("/v1/predict", json={"records": rows}, headers=HEADERS), 422)
+    assert one_field(error) | {"message": ""} == {"field": money, "row": 3, "message": ""}
+    rows = [dict(r) for r in records[:5]]
+    rows[2]["bogus"] = 1
+    error = assert_error(client.post("/v1/predict", json={"records": rows}, headers=HEADERS), 422)
+    assert (one_field(error)["field"], one_field(error)["row"]) == ("bogus", 2)
+
+
+@pytest.mark.parametrize(
+    "value", ["12,000 USD", "$1,2,3", "(12)", "NaN", "inf", "1e999", "$", "--5"]
+)
+def test_bad_money_strings_are_422_naming_the_field(client, schema, records, value) -> None:
+    money = next(f.name for f in schema.features if f.kind == "money")
+    response = client.post("/v1/predict", json={**records[0], money: value}, headers=HEADERS)
+    if value == "(12)":  # accounting negative without a currency sign is valid money
+        assert response.status_code == 200
+        return
+    assert one_field(assert_error(response, 422))["field"] == money
+
+
+@pytest.mark.parametrize("value", ["67", "67 %%", "abc%", "%", "NaN%"])
+def test_bad_percent_strings_are_422_naming_the_field(client, schema, records, value) -> None:
+    percent = next(f.name for f in schema.features if f.kind == "percent")
+    response = client.post("/v1/predict", json={**records[0], percent: value}, headers=HEADERS)
+    assert one_field(assert_error(response, 422))["field"] == percent
+
+
+def test_unknown_category_is_422(client, schema, records) -> None:
+    categorical = next(f for f in schema.features if f.kind == "categorical")
+    response = client.post(
+        "/v1/predict", json={**records[0], categorical.name: "Funday"}, headers=HEADERS
+    )
+    error = assert_error(response, 422)
+    assert one_field(error)["field"] == categorical.name
+    assert categorical.categories[0] in one_field(error)["message"]
+
+
+@pytest.mark.parametrize("number", [1e39, -3.5e38, 10**40])
+def test_numbers_beyond_float32_are_422(client, schema, records, number) -> None:
+    numeric = next(f.name for f in schema.features if f.kind == "numeric")
+    response = client.post("/v1/predict", json={**records[0], numeric: number}, headers=HEADERS)
+    assert one_field(assert_error(response, 422))["field"] == numeric
+
+
+def test_huge_json_number_is_422_not_500(client, schema, records) -> None:
+    numeric = next(f.name for f in schema.features if f.kind == "numeric")
+    body = json.dumps({**records[0], numeric: 0}).replace(f'"{numeric}": 0', f'"{numeric}": 1e999')
+    response = client.post("/v1/predict", content=body.encode(), headers=HEADERS)
+    assert one_field(assert_error(response, 422))["field"] == numeric
+
+
+@pytest.mark.parametrize(
+    "payload", [{"records": []}, {"records": "x"}, {"records": [1]}, [], 3, "s"]
+)
+def test_malformed_shapes_are_422(client, payload) -> None:
+    assert_error(client.post("/v1/predict", json=payload, headers=HEADERS), 422, "invalid_input")
+
+
+def test_batch_over_the_row_limit_is_422(client, service, records) -> None:
+    rows = (records * 2)[: service.settings.max_batch_rows + 1]
+    error = assert_error(client.post("/v1/predict", json={"records": rows}, headers=HEADERS), 422)
+    assert one_field(error)["field"] == "records"
+    assert str(service.settings.max_batch_rows) in one_field(error)["message"]
+
+
+def test_a_record_mentioning_records_as_a_value_is_still_a_single_record(
+    client, schema, records
+) -> None:
+    numeric = next(f.name for f in schema.features if f.kind == "numeric")
+    response = client.post("/v1/predict", json={**records[0], numeric: "records"}, headers=HEADERS)
+    assert one_field(assert_error(response, 422))["field"] == numeric
+
+
+# -- 413 ---------------------------------------------------------------------------------------
+def test_declared_body_over_the_limit_is_413_before_reading(client, service) -> None:
+    body = b"{" + b" " * service.settings.max_body_bytes + b"}"
+    assert_error(client.post("/v1/predict", content=body, headers=HEADERS), 413, "body_too_large")
+
+
+def test_streamed_body_over_the_limit_is_413(client, service) -> None:
+    chunk = b" " * 65536
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer
+        yield b"{"
+        for _ in range(service.settings.max_body_bytes // len(chunk) + 2):
+            yield chunk
+        yield b"}"
+
+    assert_error(
+        client.post("/v1/predict", content=chunks(), headers=HEADERS), 413, "body_too_large"
+    )
+
+
+def test_bad_content_length_is_400(client) -> None:
+    response = client.post(
+        "/v1/predict", content=b"{}", headers={**HEADERS, "Content-Length": "abc"}
+    )
+    assert response.status_code == 400
+
+
+# -- 503 / 504 / 500 ---------------------------------------------------------------------------
+def test_not_ready_until_the_model_is_loaded(served_model_dir, records) -> None:
+    cold = Service(settings_for(served_model_dir))  # never loaded
+    client = TestClient(create_app(cold), raise_server_exceptions=False)  # no lifespan: stays cold
+    assert client.get("/health/live").status_code == 200
+    assert_error(client.get("/health/ready"), 503, "not_ready")
+    response = client.post("/v1/predict", json=records[0], headers=HEADERS)
+    assert_error(response, 503, "not_ready")
+    assert response.headers["retry-after"]
+
+
+def test_lifespan_loads_the_model_in_the_background(served_model_dir, records) -> None:
+    cold = Service(settings_for(served_model_dir))
+    with TestClient(create_app(cold)) as client:
+        for _ in range(200):
+            if client.get("/health/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        assert client.post("/v1/predict", json=records[0], headers=HEADERS).status_code == 200
+
+
+def test_draining_flips_readiness_but_still_serves(service, client, records) -> None:
+    try:
+        service.begin_drain()
+        assert_error(client.get("/health/ready"), 503, "not_ready")
+        assert client.post("/v1/predict", json=records[0], headers=HEADERS).status_code == 200
+    finally:
+        service.draining = False
+
+
+def test_internal_errors_leak_nothing(served_model_dir, records, monkeypatch) -> None:
+    service = Service(settings_for(served_model_dir))
+    service.load()
+
+    def explode(tensor: np.ndarray) -> np.ndarray:
+        raise RuntimeError(f"secret detail in {served_model_dir}/model.onnx")
+
+    monkeypatch.setattr(service.model, "predict", explode)
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        response = client.post(
+            "/v1/predict", json=records[0], headers={**HEADERS, "X-Request-ID": "abc-123"}
+        )
+    error = assert_error(response, 500, "internal_error")
+    assert response.json()["request_id"] == "abc-123"
+    assert "secret" not in response.text and "RuntimeError" not in error["message"]
+
+
+async def _asgi(
+    app: Any, path: str, body: bytes = b"{}", method: str = "POST"
+) -> tuple[int, dict, bytes]:
+    """One request straight into an ASGI app; returns (status, headers, body)."""
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"content-length", str(len(body)).encode())],
+        "http_version": "1.1",
+        "scheme": "http",
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    sent = [{"type": "http.request", "body": body, "more_body": False}]
+    messages: list[dict] = []
+
+    async def receive() -> dict:
+        return sent.pop() if sent else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, content
+
+
+class Blocking:
+    """An ASGI app whose prediction route waits for ``release``; health answers at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["path"] == "/v1/predict":
+            self.entered.set()
+            await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+def test_overload_is_shed_with_503_and_retry_after_while_health_answers(service) -> None:
+    settings = replace(service.settings, max_concurrency=2)
+    guard_service = Service(settings, metrics=None)
+
+    async def scenario() -> None:
+        inner = Blocking()
+        guard = Guard(inner, guard_service)
+        held = [asyncio.create_task(_asgi(guard, "/v1/predict")) for _ in range(2)]
+        await inner.entered.wait()
+        await asyncio.sleep(0.01)
+        status, headers, body = await _asgi(guard, "/v1/predict")
+        assert status == 503 and headers["retry-after"] == "1"
+        assert json.loads(body)["error"]["code"] == "overloaded"
+        assert (await _asgi(guard, "/health/live", method="GET"))[0] == 200
+        inner.release.set()
+        assert [s for s, _, _ in await asyncio.gather(*held)] == [200, 200]
+        assert (await _asgi(guard, "/v1/predict"))[0] == 200  # capacity is back
+
+    asyncio.run(scenario())
+    text = generate_latest(guard_service.metrics.registry).decode()
+    assert 'http_requests_rejected_total{reason="overload"} 1.0' in text
+
+
+def test_server_side_timeout_is_504(service) -> None:
+    timed = Service(replace(service.settings, request_timeout_s=0.05))
+
+    async def scenario() -> None:
+        inner = Blocking()
+        status, headers, body = await _asgi(Guard(inner, timed), "/v1/predict")
+        assert status == 504 and headers["x-request-id"]
+        assert json.loads(body)["error"]["code"] == "timeout"
+
+    asyncio.run(scenario())
+    text = generate_latest(timed.metrics.registry).decode()
+    assert 'http_requests_rejected_total{reason="timeout"} 1.0' in text
+
+
+# -- request id, docs, metrics, logs -----------------------------------------------------------
+def test_request_id_is_echoed_or_generated(client, records) -> None:
+    given = client.post(
+        "/v1/predict", json=records[0], headers={**HEADERS, "X-Request-ID": "req-42"}
+    )
+    assert given.headers["x-request-id"] == "req-42"
+    unsafe = client.get("/health/live", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert (
+        unsafe.headers["x-request-id"] != "bad id\twith spaces"
+        and len(unsafe.headers["x-request-id"]) == 32
+    )
+
+
+def test_docs_are_off_by_default_and_on_when_enabled(client, served_model_dir) -> None:
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 404
+    service = Service(settings_for(served_model_dir, docs_enabled=True))
+    with TestClient(create_app(service)) as docs_client:
+        assert docs_client.get("/docs").status_code == 200
+        spec = docs_client.get("/openapi.json").json()
+    record = spec["components"]["schemas"]["PredictionRecord"]
+    assert set(record["properties"]) == set(service.schema.names)
+    assert record["additionalProperties"] is False
+
+
+def test_metrics_names_are_the_contract(client, service, records) -> None:
+    client.post("/v1/predict", json=records[0], headers=HEADERS)
+    text = generate_latest(service.metrics.registry).decode()
+    for needle in (
+        'http_requests_total{method="POST",route="/v1/predict",status="200"}',
+        'http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/predict"}',
+        'prediction_score_bucket{le="0.5"}',
+        "prediction_score_count ",
+        'model_info{sha256="' + service.model.sha256 + '",version="' + service.version + '"} 1.0',
+        "model_ready 1.0",
+        "http_requests_in_flight ",
+        'http_requests_rejected_total{reason="body_too_large"}',
+    ):
+        assert needle in text, needle
+    assert "_created" not in text
+
+
+def test_one_json_log_line_per_request_without_payload(client, schema, records, caplog) -> None:
+    money = next(f.name for f in schema.features if f.kind == "money")
+    record = {**records[0], money: "$987,654.32"}
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        client.post("/v1/predict", json=record, headers={**HEADERS, "X-Request-ID": "log-1"})
+    lines = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert len(lines) == 1
+    entry = json.loads(JsonFormatter().format(lines[0]))
+    assert (
+        entry["request_id"] == "log-1"
+        and entry["route"] == "/v1/predict"
+        and entry["status"] == 200
+    )
+    assert entry["latency_ms"] > 0 and entry["model_version"] == schema.model["version"]
+    assert "987,654" not in json.dumps(entry)
+
+
+def test_prediction_samples_for_the_drift_job_are_opt_in(
+    served_model_dir, client, records, caplog, tmp_path
+) -> None:
+    with caplog.at_level(logging.INFO, logger=SAMPLE_LOGGER):
+        client.post("/v1/predict", json={"records": records[:5]}, headers=HEADERS)
+    assert not [r for r in caplog.records if r.name == SAMPLE_LOGGER]  # off by default
+
+    service = Service(settings_for(served_model_dir, prediction_sample_rate=1.0))
+    service.load()
+    caplog.clear()
+    with (
+        TestClient(create_app(service)) as sampled,
+        caplog.at_level(logging.INFO, logger=SAMPLE_LOGGER),
+    ):
+        answer = sampled.post("/v1/predict", json={"records": records[:5]}, headers=HEADERS).json()
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name == SAMPLE_LOGGER]
+    assert len(lines) == 5
+    (tmp_path / "samples.jsonl").write_text("\n".join(lines) + "\n")
+    events = list(read_samples(tmp_path / "samples.jsonl"))  # what the drift job reads back
+    assert [e["features"] for e in events] == records[:5]
+    assert [e["p_hat"] for e in events] == [p["p_hat"] for p in answer["predictions"]]
+
+
+def test_model_and_schema_from_different_exports_refuse_to_load(served_model_dir, tmp_path) -> None:
+    schema = FeatureSchema.load(served_model_dir / "features.json")
+    schema.model = {**schema.model, "sha256": "0" * 64}
+    schema.save(tmp_path / "features.json")
+    (tmp_path / "model.onnx").write_bytes((served_model_dir / "model.onnx").read_bytes())
+    with pytest.raises(Exception, match="different exports"):
+        Model.load(tmp_path)

@@ -1,0 +1,82 @@
+"""The SQL data source against the real MySQL/MariaDB server on localhost.
+
+Seeds a table with the synthetic data (`seed-db`), reads it back through the loader with
+DATA_URL, and checks it cleans to exactly what the CSV source gives; then runs `prepare` on it.
+Skipped, with the reason, only when no server answers at the URL (`TEST_MYSQL_URL` overrides it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
+from {{ cookiecutter.package_name }}.data.contract import Contract
+from {{ cookiecutter.package_name }}.data.seed_db import seed
+from {{ cookiecutter.package_name }}.data.sources import DataSourceError, load_raw, read_csv
+from {{ cookiecutter.package_name }}.data.synthetic import generate, write
+
+URL = os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REPO = Path(__file__).resolve().parents[2]
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+CONTRACT = Contract.from_params({**PARAMS["contract"], "min_rows": 100})
+ROWS = 600
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def table() -> Iterator[str]:
+    engine = sa.create_engine(URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.skip(f"no MySQL/MariaDB server answers at {URL}: {exc.orig}")
+    name = f"transactions_{uuid.uuid4().hex[:8]}"
+    seed(generate(ROWS, seed=5), name, URL)
+    yield name
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+    engine.dispose()
+
+
+def test_sql_source_cleans_like_the_csv_source(table: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_URL", URL)
+    from_sql = load_raw({"source": "sql", "table": table}, CONTRACT)
+    write(generate(ROWS, seed=5), tmp_path / "t.csv")
+    from_csv = read_csv(tmp_path / "t.csv", CONTRACT)
+    assert len(from_sql) == ROWS and from_sql["id"].tolist() == list(range(1, ROWS + 1))
+    pd.testing.assert_frame_equal(
+        clean_frame(from_sql, CONTRACT), clean_frame(from_csv, CONTRACT), check_dtype=False
+    )
+
+
+def test_prepare_stage_reads_the_table(table: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_URL", URL)
+    params = {**PARAMS, "data": {**PARAMS["data"], "source": "sql", "table": table}}
+    params["contract"] = {**PARAMS["contract"], "min_rows": 100}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert cli.main(["prepare", "--root", str(tmp_path)]) == 0
+    sizes = [
+        len(pd.read_csv(tmp_path / "data" / "prepared" / f"{s}.csv"))
+        for s in ("train", "valid", "test")
+    ]
+    assert sum(sizes) == ROWS
+
+
+def test_missing_table_and_missing_url_are_clear_errors(table: str, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_URL", URL)
+    with pytest.raises(DataSourceError, match="table 'no_such_table' not found"):
+        load_raw({"source": "sql", "table": "no_such_table"}, CONTRACT)
+    monkeypatch.delenv("DATA_URL")
+    with pytest.raises(DataSourceError, match="DATA_URL is not set"):
+        load_raw({"source": "sql", "table": table}, CONTRACT)

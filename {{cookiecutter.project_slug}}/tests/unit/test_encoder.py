@@ -1,0 +1,93 @@
+"""features.Encoder on the contract's schema: training (columns) and serving (records) agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
+from {{ cookiecutter.package_name }}.data.contract import Contract
+from {{ cookiecutter.package_name }}.data.synthetic import generate
+from {{ cookiecutter.package_name }}.features import Encoder, EncodingError, FeatureSchema
+from {{ cookiecutter.package_name }}.pipeline.config import encode
+
+PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+CONTRACT = Contract.from_params(PARAMS["contract"])
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return generate(300, seed=11)
+
+
+@pytest.fixture(scope="module")
+def schema(raw) -> FeatureSchema:
+    return FeatureSchema(features=CONTRACT.features_for(raw.columns), threshold=0.5)
+
+
+def test_schema_layout(schema: FeatureSchema) -> None:
+    assert len(schema.features) == 100
+    # 97 one-slot features + one-hot weekday (7), region (5) and month (12)
+    assert schema.n_inputs == 97 + 7 + 5 + 12
+    slots = schema.slot_names()
+    assert slots[:5] == ["x0", "x1", "x2", "x3", "x4"]
+    assert slots[5:12] == [f"x5={day}" for day in CONTRACT.categorical["x5"]]
+
+
+def test_raw_records_and_clean_columns_encode_identically(raw, schema: FeatureSchema) -> None:
+    """Serving sends raw strings ("$1,234.56", "67%"); training encodes the cleaned frame."""
+    records = [
+        {k: v for k, v in row.items() if v is not None and v == v}  # drop missing keys
+        for row in raw.to_dict(orient="records")
+    ]
+    from_records = Encoder(schema).encode_records(records)
+    from_columns = encode(clean_frame(raw, CONTRACT), schema)
+    assert from_records.dtype == np.float32 and from_records.shape == (300, schema.n_inputs)
+    np.testing.assert_array_equal(from_records, from_columns)
+
+
+def test_missing_values(raw, schema: FeatureSchema) -> None:
+    clean = clean_frame(raw, CONTRACT)
+    matrix = encode(clean, schema)
+    slots = schema.slot_names()
+    row = int(np.flatnonzero(clean["x62"].isna())[0])
+    assert np.isnan(matrix[row, slots.index("x62")])  # numeric: NaN, imputed inside the model
+    row = int(np.flatnonzero(clean["x31"].isna())[0])
+    region = [i for i, s in enumerate(slots) if s.startswith("x31=")]
+    assert matrix[row, region].sum() == 0  # categorical: all-zero one-hot
+
+
+def test_unknown_category_is_an_encoding_error(raw, schema: FeatureSchema) -> None:
+    record = {k: v for k, v in raw.iloc[0].items() if v is not None and v == v}
+    record["x81"] = "Smarch"
+    with pytest.raises(EncodingError) as caught:
+        Encoder(schema).encode_records([raw.iloc[1].to_dict(), record])
+    assert caught.value.field == "x81" and caught.value.row == 1
+
+
+def test_schema_file_round_trip(schema: FeatureSchema, tmp_path: Path) -> None:
+    schema.threshold_policy = {"policy": "top_fraction", "top_fraction": 0.25}
+    schema.save(tmp_path / "features.json")
+    loaded = FeatureSchema.load(tmp_path / "features.json")
+    assert loaded.to_dict() == schema.to_dict()
+    assert Encoder(loaded).n_inputs == schema.n_inputs
+
+
+def test_float_columns_take_the_vectorised_path_with_the_same_rules(schema: FeatureSchema) -> None:
+    encoder = Encoder(schema)
+    n = 4
+    columns = {f.name: [f.categories[0] if f.categories else 1.5] * n for f in schema.features}
+    as_lists = encoder.encode_columns(columns, n)
+    arrays = {k: np.asarray(v) if not isinstance(v[0], str) else v for k, v in columns.items()}
+    np.testing.assert_array_equal(encoder.encode_columns(arrays, n), as_lists)
+
+    arrays["x7"] = np.array([1.0, np.nan, 2.0, 3.0])
+    assert np.isnan(encoder.encode_columns(arrays, n)[1, schema.slot_names().index("x7")])
+    arrays["x7"] = np.array([1.0, 2.0, np.inf, 3.0])
+    with pytest.raises(EncodingError) as caught:
+        encoder.encode_columns(arrays, n)
+    assert (caught.value.field, caught.value.row) == ("x7", 2)
+    assert "finite" in str(caught.value)
