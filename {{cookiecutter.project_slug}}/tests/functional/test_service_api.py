@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
+from {{ cookiecutter.package_name }} import bench
 from {{ cookiecutter.package_name }}.bench import sample_records
 from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
 from {{ cookiecutter.package_name }}.monitoring.drift import read_samples
@@ -326,6 +327,15 @@ def test_lifespan_loads_the_model_in_the_background(served_model_dir, records) -
         assert client.post("/v1/predict", json=records[0], headers=HEADERS).status_code == 200
 
 
+def test_the_app_survives_a_second_lifespan(served_model_dir, records) -> None:
+    service = Service(settings_for(served_model_dir, offload_body_bytes=0))  # all in the thread
+    service.load()
+    app = create_app(service)
+    for _ in range(2):  # test clients (and schemathesis) start and stop the lifespan repeatedly
+        with TestClient(app) as again:
+            assert again.post("/v1/predict", json=records[0], headers=HEADERS).status_code == 200
+
+
 def test_draining_flips_readiness_but_still_serves(service, client, records) -> None:
     try:
         service.begin_drain()
@@ -524,3 +534,9 @@ def test_model_and_schema_from_different_exports_refuse_to_load(served_model_dir
     (tmp_path / "model.onnx").write_bytes((served_model_dir / "model.onnx").read_bytes())
     with pytest.raises(Exception, match="different exports"):
         Model.load(tmp_path)
+
+
+def test_bench_without_wrk_says_so_and_fails(served_model_dir, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    assert bench.main(["--model-dir", str(served_model_dir)]) == 2
+    assert "wrk is not installed" in capsys.readouterr().err

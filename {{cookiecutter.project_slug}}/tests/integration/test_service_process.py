@@ -171,6 +171,20 @@ def test_serves_predictions_metrics_and_json_logs(served_model_dir, tmp_path, ro
     assert row.decode()[:40] not in srv.log.read_text()
 
 
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool (Debian: prometheus) is not installed"
+)
+def test_metrics_are_promtool_clean(served_model_dir, tmp_path, row) -> None:
+    with server(served_model_dir, tmp_path) as srv:
+        for headers in (HEADERS, {}):  # a 200 and a 401, so labelled series exist
+            request(f"{srv.url}/v1/predict", row, headers)
+        text = request(f"http://127.0.0.1:{srv.metrics_port}/metrics")[2]
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60
+    )
+    assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()
+
+
 @pytest.mark.parametrize("drain_delay", ["2", "0"])
 def test_sigterm_flips_readiness_finishes_in_flight_and_exits_zero(
     served_model_dir, tmp_path, row, drain_delay
@@ -250,6 +264,22 @@ def test_refuses_to_start(served_model_dir, env, code, message) -> None:
     )
     assert proc.returncode == code
     assert message in proc.stdout + proc.stderr
+
+
+def test_a_model_that_cannot_load_exits_1(served_model_dir, tmp_path) -> None:
+    broken = tmp_path / "models"
+    broken.mkdir()
+    shutil.copy(served_model_dir / "features.json", broken / "features.json")
+    (broken / "model.onnx").write_bytes(b"not an onnx model")
+    proc = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}.cli", "serve"],
+        env=env_for(broken, free_port(), free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "model load failed" in proc.stdout and "different exports" in proc.stdout
 
 
 @pytest.mark.skipif(

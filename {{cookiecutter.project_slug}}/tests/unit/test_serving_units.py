@@ -190,3 +190,27 @@ def test_score_histogram_matches_prometheus_histogram() -> None:
     ]
     ours_sum = float(next(line for line in ours_lines if "_sum" in line).split()[-1])
     assert ours_sum == pytest.approx(float(scores.sum()))
+
+
+WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8000/v1/predict
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.41ms  512.00us  21.04ms   91.00%
+  Latency Distribution
+     50%    3.31ms
+     75%    3.52ms
+     90%    3.80ms
+     99%    1.02s
+  23004 requests in 5.00s, 4.12MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   4600.72
+Transfer/sec:    843.12KB
+"""
+
+
+def test_wrk_output_is_parsed() -> None:
+    from {{ cookiecutter.package_name }}.bench import parse_wrk
+
+    result = parse_wrk(WRK_OUTPUT)
+    assert result["rps"] == 4600.72 and result["requests"] == 23004 and result["non_2xx"] == 3
+    assert result["p50_ms"] == pytest.approx(3.31) and result["p99_ms"] == pytest.approx(1020.0)

@@ -437,7 +437,9 @@ def create_app(service: Service) -> FastAPI:
         yield
         if task is not None and not task.done():
             task.cancel()
-        service.executor.shutdown(wait=False, cancel_futures=True)
+        # The worker thread is left alone: by now uvicorn has drained every request, and an
+        # idle pool thread ends with the interpreter. (Shutting the pool down here would break
+        # an app whose lifespan runs more than once, as test clients do.)
 
     docs = settings.docs_enabled
     app = FastAPI(
