@@ -19,13 +19,8 @@ from pathlib import Path
 PRUNE_RULES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     (
         "data_source",
-        frozenset({"csv", "mysql"}),
-        ("tests/integration/test_postgres_source.py",),
-    ),
-    (
-        "data_source",
-        frozenset({"csv", "postgres"}),
-        ("tests/integration/test_mysql_source.py",),
+        frozenset({"csv"}),
+        ("tests/integration/test_sql_source.py",),
     ),
     (
         "dvc_remote",

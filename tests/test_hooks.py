@@ -129,12 +129,17 @@ def test_every_pruned_path_exists_in_the_template():
             assert (PROJECT_DIR / rel).exists(), f"PRUNE_RULES names a missing file: {rel}"
 
 
-@pytest.mark.parametrize("source", ["csv", "postgres", "mysql"])
-def test_prune_keeps_only_the_chosen_sources_tests(source):
-    pruned = post_gen.paths_to_prune(answers(data_source=source))
-    kept = {"postgres": "test_postgres_source.py", "mysql": "test_mysql_source.py"}.get(source)
-    assert all(kept is None or not path.endswith(kept) for path in pruned)
-    assert len([p for p in pruned if "_source.py" in p]) == (2 if source == "csv" else 1)
+@pytest.mark.parametrize(
+    ("answers_", "pruned"),
+    [
+        ({}, {"tests/integration/test_sql_source.py", "tests/integration/test_dvc_s3_remote.py"}),
+        ({"data_source": "postgres"}, {"tests/integration/test_dvc_s3_remote.py"}),
+        ({"data_source": "mysql", "dvc_remote": "s3"}, set()),
+        ({"dvc_remote": "s3"}, {"tests/integration/test_sql_source.py"}),
+    ],
+)
+def test_prune_keeps_only_the_chosen_options_tests(answers_, pruned):
+    assert set(post_gen.paths_to_prune(answers(**answers_))) == pruned
 
 
 def test_prune_fails_loudly_on_a_missing_file(tmp_path):

@@ -1,8 +1,9 @@
-"""The SQL data source against the real PostgreSQL server on localhost.
+"""The SQL data source against the real {{ "PostgreSQL" if cookiecutter.data_source == "postgres" else "MySQL/MariaDB" }} server on localhost.
 
 Seeds a table with the synthetic data (`seed-db`), reads it back through the loader with
 DATA_URL, and checks it cleans to exactly what the CSV source gives; then runs `prepare` on it.
-Skipped, with the reason, only when no server answers at the URL (`TEST_POSTGRES_URL` overrides it).
+Skipped, with the reason, only when no server answers at the URL (`TEST_DATABASE_URL` overrides
+it; the test never reads DATA_URL, so it never touches a real data source).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from {{ cookiecutter.package_name }}.data.seed_db import seed
 from {{ cookiecutter.package_name }}.data.sources import DataSourceError, load_raw, read_csv
 from {{ cookiecutter.package_name }}.data.synthetic import generate, write
 
-URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+{% if cookiecutter.data_source == "postgres" -%}
+SERVER = "PostgreSQL"
+URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+{%- else -%}
+SERVER = "MySQL/MariaDB"
+URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+{%- endif %}
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 CONTRACT = Contract.from_params({**PARAMS["contract"], "min_rows": 100})
@@ -40,7 +47,7 @@ def table() -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at {URL}: {exc.orig}")
+        pytest.skip(f"no {SERVER} server answers at {URL}: {exc.orig}")
     name = f"transactions_{uuid.uuid4().hex[:8]}"
     seed(generate(ROWS, seed=5), name, URL)
     yield name
