@@ -21,7 +21,7 @@ import yaml
 from .conftest import Rendered, run
 
 ENVS = ("dev", "staging", "prod")
-TF_MODULES = ("network", "eks", "ecr", "dvc_remote", "api_gateway", "irsa")
+TF_MODULES = ("network", "eks", "ecr", "dvc_remote", "api_gateway", "irsa", "platform")
 
 
 def kubectl() -> str:
@@ -184,6 +184,11 @@ def test_terraform_uses_the_region_and_pins_providers(scenario: Rendered) -> Non
         versions = (envdir / "versions.tf").read_text()
         assert re.search(r'version = "~> \d+\.\d+\.\d+"', versions)
         assert 'backend "s3" {}' in versions
+        # A thin root: the composition lives once, in modules/platform.
+        main = (envdir / "main.tf").read_text()
+        assert re.findall(r'^module "([^"]+)"', main, re.M) == ["platform"]
+        assert 'source = "../../modules/platform"' in main
+        assert f'"{a["aws_region"]}a"' in main
 
 
 # ---------------------------------------------------------------------------------------------

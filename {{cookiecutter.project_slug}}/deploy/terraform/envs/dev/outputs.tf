@@ -1,34 +1,36 @@
+# The platform module's outputs, under the names the docs use (terraform output irsa_role_arns).
+
 output "cluster_name" {
   description = "EKS cluster (aws eks update-kubeconfig --name <cluster_name>)."
-  value       = module.eks.cluster_name
+  value       = module.platform.cluster_name
 }
 
 output "irsa_role_arns" {
   description = "Role ARN per Kubernetes environment: the eks.amazonaws.com/role-arn annotation in k8s/overlays/<env>/patches.yaml."
-  value       = { for env, role in module.irsa : env => role.role_arn }
+  value       = module.platform.irsa_role_arns
 }
 
 output "ecr_repository_url" {
   description = "ECR repository for the service image."
-  value       = module.ecr.repository_url
+  value       = module.platform.ecr_repository_url
 }
 
 output "dvc_remote_bucket" {
   description = "DVC remote bucket (dvc remote add -d storage s3://<bucket>/dvc)."
-  value       = module.dvc_remote.bucket_name
+  value       = module.platform.dvc_remote_bucket
 }
 
 output "dvc_read_write_policy_json" {
   description = "Policy to attach to the CI role that runs dvc push."
-  value       = module.dvc_remote.read_write_policy_json
+  value       = module.platform.dvc_read_write_policy_json
 }
 
 output "api_endpoint" {
   description = "Public URL of the API gateway."
-  value       = module.api_gateway.api_endpoint
+  value       = module.platform.api_endpoint
 }
 
 output "api_target_group_arn" {
   description = "Target group to bind the ingress controller to (TargetGroupBinding)."
-  value       = module.api_gateway.target_group_arn
+  value       = module.platform.api_target_group_arn
 }

@@ -1,90 +1,34 @@
-# The prod AWS account side of {{ cookiecutter.project_slug }}.
+# The prod AWS account of {{ cookiecutter.project_slug }}.
+# What it contains is modules/platform; this file only sets what differs per account.
 locals {
-  env  = "prod"
-  name = "${var.project}-${local.env}"
-  # Kubernetes environments (overlays) running in this cluster.
-  k8s_envs = ["prod"]
+  env = "prod"
 }
 
-data "aws_caller_identity" "current" {}
+module "platform" {
+  source = "../../modules/platform"
 
-module "network" {
-  source = "../../modules/network"
+  project  = var.project
+  env      = local.env
+  k8s_envs = ["prod"] # Kubernetes environments (overlays) in this cluster: one IRSA role each
 
-  name                 = local.name
-  cidr_block           = var.vpc_cidr
-  azs                  = var.azs
-  private_subnet_cidrs = [for i in range(3) : cidrsubnet(var.vpc_cidr, 4, i)]
-  public_subnet_cidrs  = [for i in range(8, 11) : cidrsubnet(var.vpc_cidr, 4, i)]
-  single_nat_gateway   = false
-  cluster_name         = local.name
-}
+  # Three AZs of the region, pinned so the subnet layout never changes by itself; the /16 is
+  # split into /20 subnets.
+  azs                = ["{{ cookiecutter.aws_region }}a", "{{ cookiecutter.aws_region }}b", "{{ cookiecutter.aws_region }}c"]
+  vpc_cidr           = "10.30.0.0/16"
+  single_nat_gateway = false # one NAT gateway per AZ
 
-module "eks" {
-  source = "../../modules/eks"
+  # The EKS API server is private; true also publishes it, restricted to eks_public_access_cidrs.
+  eks_public_endpoint     = false
+  eks_public_access_cidrs = []
+  node_min_size           = 3
+  node_desired_size       = 3
+  node_max_size           = 10
 
-  name                   = local.name
-  vpc_id                 = module.network.vpc_id
-  subnet_ids             = module.network.private_subnet_ids
-  endpoint_public_access = var.eks_public_endpoint
-  public_access_cidrs    = var.eks_public_access_cidrs
-  node_min_size          = 3
-  node_desired_size      = 3
-  node_max_size          = 10
-}
-
-module "ecr" {
-  source = "../../modules/ecr"
-
-  name = local.name
-}
-
-module "dvc_remote" {
-  source = "../../modules/dvc_remote"
-
-  bucket_name     = "${local.name}-dvc-${data.aws_caller_identity.current.account_id}"
-  log_bucket_name = "${local.name}-dvc-logs-${data.aws_caller_identity.current.account_id}"
-}
-
-module "api_gateway" {
-  source = "../../modules/api_gateway"
-
-  name                   = local.name
-  vpc_id                 = module.network.vpc_id
-  vpc_cidr_block         = module.network.vpc_cidr_block
-  private_subnet_ids     = module.network.private_subnet_ids
-  upstream_host          = var.api_host
+  api_host               = var.api_host
   jwt_issuer             = var.jwt_issuer
   jwt_audience           = var.jwt_audience
-  throttling_rate_limit  = var.throttling_rate_limit
-  throttling_burst_limit = var.throttling_burst_limit
-}
+  throttling_rate_limit  = 3000 # requests per second, steady state
+  throttling_burst_limit = 6000
 
-# One role per Kubernetes environment, trusted only by its namespace's service account.
-module "irsa" {
-  source   = "../../modules/irsa"
-  for_each = toset(local.k8s_envs)
-
-  role_name         = "${var.project}-${each.key}-irsa"
-  oidc_provider_arn = module.eks.oidc_provider_arn
-  oidc_issuer_url   = module.eks.oidc_issuer_url
-  namespace         = "${var.project}-${each.key}"
-  service_account   = var.project
-  statements = [
-    {
-      sid       = "ListDvcRemote"
-      actions   = ["s3:ListBucket"]
-      resources = [module.dvc_remote.bucket_arn]
-    },
-    {
-      sid       = "ReadDvcRemote"
-      actions   = ["s3:GetObject"]
-      resources = ["${module.dvc_remote.bucket_arn}/*"]
-    },
-    {
-      sid       = "DecryptDvcRemote"
-      actions   = ["kms:Decrypt"]
-      resources = [module.dvc_remote.kms_key_arn]
-    },
-  ]
+  log_retention_days = 365 # flow logs, EKS control-plane logs, API access logs
 }
