@@ -1,9 +1,10 @@
 """The one raw-data loader: a CSV file (default) or a SQL table through SQLAlchemy.
 
 For SQL, the connection URL comes from the ``DATA_URL`` environment variable only (for example
-``postgresql+psycopg://user:pass@db:5432/analytics`` or ``mysql+pymysql://user@db:3306/analytics``),
-so credentials never land in params.yaml, dvc.lock or git. Rows are sorted by the contract's id
-column, so the splits do not depend on the order a database returns rows in.
+``postgresql+psycopg://user@db:5432/analytics`` with the password in PGPASSWORD, or
+``mysql+pymysql://user@db:3306/analytics``), so credentials never land in params.yaml,
+dvc.lock or git. Rows are sorted by the contract's id column, so the splits do not depend on
+the order a database returns rows in.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 RETRY_AFTER_S = "1"
 
 _encode = msgspec.json.Encoder().encode
-_random_bits = random.Random().getrandbits  # noqa: S311 - request ids are not secrets
+_random_bits = random.Random().getrandbits  # noqa: S311  # nosec B311 - ids and sampling, not secrets
 
 
 class ApiError(Exception):
