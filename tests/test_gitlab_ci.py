@@ -110,7 +110,7 @@ def test_pipeline_semantics(scenario: Rendered):
     if source == "csv":
         assert "services" not in jobs["test"]
     else:
-        assert jobs["test"]["services"] and test_vars["DATA_URL"].startswith(
+        assert jobs["test"]["services"] and test_vars["TEST_DATABASE_URL"].startswith(
             "postgresql+psycopg://" if source == "postgres" else "mysql+pymysql://"
         )
     # Retrain runs only for schedule/trigger/API pipelines with RETRAIN=true.

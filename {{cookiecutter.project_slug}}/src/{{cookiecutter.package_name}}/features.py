@@ -84,6 +84,42 @@ def parse_percent(text: str) -> float:
     return float(match["num"])
 
 
+# Whole-column forms of the two parsers, for a batch's money/percent columns. They recognise
+# only a strict subset of what ``parse_money``/``parse_percent`` accept (ASCII digits, no
+# whitespace, the same grouping and sign rules), where the parsed value is plainly the text
+# without "$", "," and "%", with "(...)" read as a minus sign. One regex checks the whole
+# column joined by newlines (which that subset cannot contain) and one ``float()`` per value
+# converts it. Anything else - spaces, other digits, a single bad value - falls back to the
+# per-value parser, so the accepted strings, the values and the error messages stay those of
+# ``parse_money``/``parse_percent`` (``tests/unit/test_serving_units.py`` checks they agree).
+_AMOUNT = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+_MONEY_LINE = rf"(?:\(\$?{_AMOUNT}\)|-?\$?{_AMOUNT})"
+_MONEY_COLUMN_RE = re.compile(rf"(?:{_MONEY_LINE}\n)*{_MONEY_LINE}", re.ASCII)
+_MONEY_TO_FLOAT = str.maketrans({"$": None, ",": None, "(": "-", ")": None})
+_PERCENT_LINE = r"-?\d+(?:\.\d+)?%"
+_PERCENT_COLUMN_RE = re.compile(rf"(?:{_PERCENT_LINE}\n)*{_PERCENT_LINE}", re.ASCII)
+_PERCENT_TO_FLOAT = str.maketrans({"%": None})
+
+
+def _parse_column(
+    texts: Sequence[str], whole: re.Pattern[str], table: dict[int, Any], one: Callable
+) -> list[float]:
+    joined = "\n".join(texts)
+    if whole.fullmatch(joined) is not None and joined.count("\n") == len(texts) - 1:
+        return list(map(float, joined.translate(table).split("\n")))
+    return [one(text) for text in texts]
+
+
+def parse_money_column(texts: Sequence[str]) -> list[float]:
+    """``[parse_money(t) for t in texts]``, several times faster; raises ``ValueError`` alike."""
+    return _parse_column(texts, _MONEY_COLUMN_RE, _MONEY_TO_FLOAT, parse_money)
+
+
+def parse_percent_column(texts: Sequence[str]) -> list[float]:
+    """``[parse_percent(t) for t in texts]``, several times faster; raises ``ValueError`` alike."""
+    return _parse_column(texts, _PERCENT_COLUMN_RE, _PERCENT_TO_FLOAT, parse_percent)
+
+
 @dataclass(frozen=True)
 class Feature:
     """One input column as the model sees it."""
@@ -224,6 +260,11 @@ CONVERTERS: dict[str, Converter] = {
     "numeric": _numeric,
     "money": _text_or_number(parse_money),
     "percent": _text_or_number(parse_percent),
+}
+# The whole-column text parsers of the kinds that take strings (see ``parse_money_column``).
+COLUMN_PARSERS: dict[str, Callable[[Sequence[str]], list[float]]] = {
+    "money": parse_money_column,
+    "percent": parse_percent_column,
 }
 
 

@@ -116,6 +116,141 @@ def test_a_batch_big_enough_for_the_worker_thread_gives_the_same_answers(
     assert big["predictions"][:2] == small["predictions"]
 
 
+# -- the columnar batch {"columns": {...}} -----------------------------------------------------
+def as_columns(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"columns": {name: [r[name] for r in records] for name in records[0]}}
+
+
+def test_columns_give_the_same_predictions_as_records(client, service, schema, records) -> None:
+    by_rows = client.post("/v1/predict", json={"records": records}, headers=HEADERS)
+    body = json.dumps(as_columns(records)).encode()
+    assert len(body) > service.settings.offload_body_bytes  # the worker-thread path
+    by_columns = client.post("/v1/predict", content=body, headers=HEADERS)
+    assert by_rows.status_code == by_columns.status_code == 200, by_columns.text
+    assert by_columns.json() == by_rows.json()  # same shape, same numbers, same order
+    expected = service.model.predict(Encoder(schema).encode_records(records))
+    got = np.array([p["p_hat"] for p in by_columns.json()["predictions"]])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    small = client.post("/v1/predict", json=as_columns(records[:2]), headers=HEADERS)  # inline
+    assert small.json()["predictions"] == by_rows.json()["predictions"][:2]
+
+
+def test_columns_may_leave_out_a_nullable_column(client, schema, records) -> None:
+    numeric = next(f.name for f in schema.features if f.kind == "numeric")
+    rows = [{**r, numeric: None} for r in records[:5]]
+    columns = as_columns(rows)
+    del columns["columns"][numeric]
+    left_out = client.post("/v1/predict", json=columns, headers=HEADERS)
+    assert left_out.status_code == 200, left_out.text
+    assert (
+        left_out.json()
+        == client.post("/v1/predict", json={"records": rows}, headers=HEADERS).json()
+    )
+
+
+def column_error(client: TestClient, payload: Any) -> dict[str, Any]:
+    return assert_error(
+        client.post("/v1/predict", json=payload, headers=HEADERS), 422, "invalid_input"
+    )
+
+
+def test_columns_unknown_column_is_422_naming_it(client, records) -> None:
+    payload = as_columns(records[:3])
+    payload["columns"]["surprise"] = [1, 2, 3]
+    error = column_error(client, payload)
+    assert one_field(error)["field"] == "surprise" and "surprise" in error["message"]
+
+
+def test_columns_of_unequal_length_are_422_naming_them(client, schema, records) -> None:
+    numeric = [f.name for f in schema.features if f.kind == "numeric"]
+    payload = as_columns(records[:4])
+    payload["columns"][numeric[0]].pop()
+    payload["columns"][numeric[1]].append(1.0)
+    error = column_error(client, payload)
+    assert {f["field"] for f in error["fields"]} == {numeric[0], numeric[1]}
+    assert numeric[0] in error["message"] and numeric[1] in error["message"]
+
+
+def test_columns_over_the_row_limit_are_422(client, service, records) -> None:
+    rows = (records * 2)[: service.settings.max_batch_rows + 1]
+    error = column_error(client, as_columns(rows))
+    assert str(service.settings.max_batch_rows) in error["fields"][0]["message"]
+    error = column_error(client, {"columns": {name: [] for name in records[0]}})
+    assert "between 1 and" in error["fields"][0]["message"]
+
+
+@pytest.mark.parametrize("payload", [{"columns": {}}, {"columns": []}, {"columns": None}])
+def test_columns_of_the_wrong_shape_are_422(client, payload) -> None:
+    assert one_field(column_error(client, payload))["field"] == "columns"
+
+
+def test_columns_refuse_nan_and_infinity(client, schema, records) -> None:
+    numeric = next(f.name for f in schema.features if f.kind == "numeric")
+    for literal, status in (("NaN", 400), ("Infinity", 400), ("-Infinity", 400), ("1e999", 422)):
+        payload = as_columns(records[:3])
+        payload["columns"][numeric][1] = "@@"
+        text = json.dumps(payload).replace('"@@"', literal)
+        response = client.post("/v1/predict", content=text.encode(), headers=HEADERS)
+        error = assert_error(response, status)
+        if status == 422:
+            assert (one_field(error)["field"], one_field(error)["row"]) == (numeric, 1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("money", "$12,00"),
+        ("money", "NaN"),
+        ("percent", "67"),
+        ("categorical", "Funday"),
+        ("numeric", "abc"),
+        ("numeric", True),
+        ("numeric", 1e39),
+    ],
+)
+def test_columns_bad_values_are_422_naming_field_and_row(
+    client, schema, records, kind, value
+) -> None:
+    name = next(f.name for f in schema.features if f.kind == kind)
+    payload = as_columns(records[:5])
+    payload["columns"][name][3] = value
+    field = one_field(column_error(client, payload))
+    assert (field["field"], field["row"]) == (name, 3), field
+
+
+@pytest.fixture(scope="module")
+def strict_client(
+    served_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The served model with its first numeric feature made non-nullable in features.json."""
+    model_dir = tmp_path_factory.mktemp("strict-model")
+    schema = FeatureSchema.load(served_model_dir / "features.json")
+    first = next(i for i, f in enumerate(schema.features) if f.kind == "numeric")
+    schema.features[first] = replace(schema.features[first], nullable=False)
+    schema.save(model_dir / "features.json")
+    (model_dir / "model.onnx").write_bytes((served_model_dir / "model.onnx").read_bytes())
+    service = Service(settings_for(model_dir))
+    service.load()
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_columns_missing_a_non_nullable_column_is_422_naming_it(
+    strict_client, schema, records
+) -> None:
+    required = next(f.name for f in schema.features if f.kind == "numeric")
+    payload = as_columns(records[:3])
+    assert strict_client.post("/v1/predict", json=payload, headers=HEADERS).status_code == 200
+    del payload["columns"][required]
+    error = column_error(strict_client, payload)
+    assert one_field(error)["field"] == required and "missing" in one_field(error)["message"]
+    payload = as_columns(
+        [{**r, required: None} if i == 1 else r for i, r in enumerate(records[:3])]
+    )
+    field = one_field(column_error(strict_client, payload))
+    assert (field["field"], field["row"]) == (required, 1)
+
+
 def test_money_and_percent_accept_numbers_strings_and_null(client, schema, records) -> None:
     money = next(f.name for f in schema.features if f.kind == "money")
     percent = next(f.name for f in schema.features if f.kind == "percent")
@@ -468,6 +603,11 @@ def test_docs_are_off_by_default_and_on_when_enabled(client, served_model_dir) -
     record = spec["components"]["schemas"]["PredictionRecord"]
     assert set(record["properties"]) == set(service.schema.names)
     assert record["additionalProperties"] is False
+    columns = spec["components"]["schemas"]["PredictionColumns"]
+    assert set(columns["properties"]) == set(service.schema.names)
+    assert columns["additionalProperties"] is False
+    body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"$ref": "#/components/schemas/PredictionColumnBatch"} in body["schema"]["oneOf"]
 
 
 def test_metrics_names_are_the_contract(client, service, records) -> None:
@@ -525,6 +665,15 @@ def test_prediction_samples_for_the_drift_job_are_opt_in(
     events = list(read_samples(tmp_path / "samples.jsonl"))  # what the drift job reads back
     assert [e["features"] for e in events] == records[:5]
     assert [e["p_hat"] for e in events] == [p["p_hat"] for p in answer["predictions"]]
+
+    caplog.clear()  # the columnar form logs the same records
+    with (
+        TestClient(create_app(service)) as sampled,
+        caplog.at_level(logging.INFO, logger=SAMPLE_LOGGER),
+    ):
+        sampled.post("/v1/predict", json=as_columns(records[:5]), headers=HEADERS)
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name == SAMPLE_LOGGER]
+    assert [json.loads(line)["features"] for line in lines] == records[:5]
 
 
 def test_model_and_schema_from_different_exports_refuse_to_load(served_model_dir, tmp_path) -> None:

@@ -16,6 +16,9 @@ from {{ cookiecutter.package_name }}.features import (
     FeatureSchema,
     _parse_money_checked,
     parse_money,
+    parse_money_column,
+    parse_percent,
+    parse_percent_column,
 )
 from {{ cookiecutter.package_name }}.serving.config import ConfigError, Settings
 from {{ cookiecutter.package_name }}.serving.decoding import InvalidInput, MalformedBody, RequestDecoder
@@ -131,6 +134,143 @@ def test_fast_money_parser_agrees_with_the_checked_one(text) -> None:
     except ValueError:
         got = "error"
     assert got == expected
+
+
+PERCENT_CASES = [
+    "67%",
+    "-5%",
+    "12.5%",
+    "0%",
+    "5 %",
+    " 7% ",
+    "67",
+    "%",
+    "abc%",
+    "NaN%",
+    "1e2%",
+    "٣%",
+]
+
+
+def per_value(parse, texts: list[str]) -> list[float] | str:
+    try:
+        return [parse(text) for text in texts]
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+def whole_column(parse_column, texts: list[str]) -> list[float] | str:
+    try:
+        return list(parse_column(texts))
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+@pytest.mark.parametrize(
+    ("parse", "parse_column", "cases"),
+    [
+        (parse_money, parse_money_column, MONEY_CASES),
+        (parse_percent, parse_percent_column, PERCENT_CASES),
+    ],
+)
+def test_column_parsers_agree_with_the_per_value_ones(parse, parse_column, cases) -> None:
+    good = [text for text in cases if not isinstance(per_value(parse, [text]), str)]
+    rng = random.Random(7)  # noqa: S311 - test data
+    columns = [[text] for text in cases] + [good, good[::-1], cases]
+    columns += [[*rng.sample(good, k=len(good)), bad] for bad in cases if bad not in good]
+    columns.append(["1\n2", "3"])  # the joined form must not split one value into two
+    for texts in columns:
+        assert whole_column(parse_column, texts) == per_value(parse, texts), texts
+
+
+def column_body(records: list[dict], drop: tuple[str, ...] = ()) -> bytes:
+    names = [name for name in records[0] if name not in drop]
+    return json.dumps({"columns": {name: [r[name] for r in records] for name in names}}).encode()
+
+
+@pytest.mark.parametrize("rows", [1, 2, 257])
+def test_columns_decode_to_the_same_tensor_as_records(schema, rows) -> None:
+    records = sample_records(schema, rows, seed=rows + 10, missing=0.2)
+    rng = random.Random(rows)  # noqa: S311 - test data
+    for record in records:  # integers, plain numbers for money/percent and empty strings too
+        record["a"] = rng.choice([record["a"], 3, -7, 0])
+        record["amount usd"] = rng.choice([record["amount usd"], 1250, -3.5, "", " $ 7 "])
+        record["rate"] = rng.choice([record["rate"], 12.5, "", "5 %", "7%"])
+    decoder = RequestDecoder(schema, max_rows=10_000)
+    columns, form = decoder.decode_form(column_body(records))
+    assert form == "columns" and columns.dtype == np.float32
+    expected = Encoder(schema).encode_records(records)
+    np.testing.assert_array_equal(columns, expected)  # NaN == NaN here
+    as_records, _ = decoder.decode(json.dumps({"records": records}).encode())
+    np.testing.assert_array_equal(columns, as_records)
+
+
+def test_left_out_nullable_columns_are_missing(schema) -> None:
+    records = [{"b": 1.5, "region": "eu"}, {"b": -2, "region": "us"}]
+    decoder = RequestDecoder(schema, max_rows=10)
+    tensor, _ = decoder.decode(column_body(records))
+    np.testing.assert_array_equal(tensor, Encoder(schema).encode_records(records))
+
+
+def column_error(schema, columns: object, max_rows: int = 10) -> list[tuple]:
+    with pytest.raises(InvalidInput) as info:
+        RequestDecoder(schema, max_rows=max_rows).decode(json.dumps({"columns": columns}).encode())
+    return [(e.field, e.row, e.message) for e in info.value.errors]
+
+
+def test_column_errors_name_the_column_and_row(schema) -> None:
+    ok = {"b": [1.0, 2.0, 3.0], "region": ["eu", "us", "eu"]}
+    ((field, row, message),) = column_error(schema, {**ok, "surprise": [1, 2, 3]})
+    assert (field, row) == ("surprise", None) and "unknown" in message
+    ((field, row, message),) = column_error(schema, {"b": [1.0]})
+    assert (field, row) == ("region", None) and "missing" in message
+    ((field, row, message),) = column_error(schema, {**ok, "a": [1.0, 2.0]})
+    assert (field, row) == ("a", None) and "2 values" in message and "3" in message
+    errors = column_error(schema, {**ok, "a": [1.0], "c": [1.0, 2.0]})
+    assert sorted(e[0] for e in errors) == ["a", "c"]
+    ((field, row, message),) = column_error(schema, {**ok, "day": ["Mon", "Funday", None]})
+    assert (field, row) == ("day", 1) and "'Mon'" in message
+    ((field, row, _),) = column_error(schema, {**ok, "a": [1.0, None, "x"]})
+    assert (field, row) == ("a", 2)
+    ((field, row, message),) = column_error(schema, {**ok, "amount usd": ["$1", None, "$1,2"]})
+    assert (field, row) == ("amount usd", 2) and "money" in message
+    ((field, row, _),) = column_error(schema, {**ok, "rate": ["5%", "5", None]})
+    assert (field, row) == ("rate", 1)
+    ((field, row, _),) = column_error(schema, {**ok, "b": [1.0, None, 3.0]})
+    assert (field, row) == ("b", 1)  # not nullable
+    ((field, row, message),) = column_error(schema, {**ok, "c": [1.0, 1e39, 0.0]})
+    assert (field, row) == ("c", 1) and "float32" in message
+    ((field, row, _),) = column_error(schema, {**ok, "c": None})
+    assert (field, row) == ("c", None)
+    ((field, _, message),) = column_error(schema, {"b": [1.0] * 11, "region": ["eu"] * 11})
+    assert field in ("b", "region") and "10" in message
+    ((field, _, message),) = column_error(schema, {"b": [], "region": []})
+    assert field in ("b", "region") and "between 1 and 10" in message
+    for not_columns in ([], 3, None, "x"):
+        ((field, _, _),) = column_error(schema, not_columns)
+        assert field == "columns"
+
+
+def test_columns_without_any_column_are_refused() -> None:
+    schema = FeatureSchema(features=[Feature("a", "numeric")], threshold=0.5)
+    ((field, _, message),) = column_error(schema, {})
+    assert field == "columns" and "no columns" in message
+
+
+def test_columns_refuse_nan_and_infinity(schema) -> None:
+    decoder = RequestDecoder(schema, max_rows=10)
+    for literal in (b"NaN", b"Infinity", b"-Infinity"):
+        with pytest.raises(MalformedBody):
+            decoder.decode(b'{"columns": {"b": [1.0, ' + literal + b'], "region": ["eu", "us"]}}')
+    with pytest.raises(InvalidInput) as info:
+        decoder.decode(b'{"columns": {"b": [1.0, 1e999], "region": ["eu", "us"]}}')
+    assert (info.value.errors[0].field, info.value.errors[0].row) == ("b", 1)
+
+
+def test_a_feature_named_columns_is_refused() -> None:
+    schema = FeatureSchema(features=[Feature("columns", "numeric")], threshold=0.5)
+    with pytest.raises(ValueError, match="batch key"):
+        RequestDecoder(schema, max_rows=10)
 
 
 def test_settings_from_env() -> None:

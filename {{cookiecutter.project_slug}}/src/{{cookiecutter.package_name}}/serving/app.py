@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from .config import Settings
-from .decoding import InvalidInput, MalformedBody, RequestDecoder
+from .decoding import COLUMNS, RECORD, RECORDS, InvalidInput, MalformedBody, RequestDecoder
 from .logs import ACCESS_LOGGER, SAMPLE_EVENT, SAMPLE_LOGGER
 from .metrics import Metrics
 from .model import Model, load_schema
@@ -55,6 +55,24 @@ RETRY_AFTER_S = "1"
 
 _encode = msgspec.json.Encoder().encode
 _random_bits = random.Random().getrandbits  # noqa: S311  # nosec B311 - ids and sampling, not secrets
+
+
+class _Prediction(msgspec.Struct, gc=False):
+    """One row of a batch answer (a Struct encodes ~2x faster than a dict)."""
+
+    p_hat: float
+    business_outcome: int
+
+
+def batch_response(version: str, threshold: float, p: np.ndarray) -> bytes:
+    """The answer to both batch forms: one object per row, in the rows' order.
+
+    A columnar answer ({"p_hat": [...], "business_outcome": [...]}) would save ~2 ms of ~100 on
+    10,000 rows (``bench --decoders``): not worth a second response shape.
+    """
+    outcome = (p >= threshold).astype(np.int8).tolist()
+    predictions = [_Prediction(a, b) for a, b in zip(p.tolist(), outcome, strict=True)]
+    return _encode({"model_version": version, "predictions": predictions})
 
 
 class ApiError(Exception):
@@ -167,12 +185,12 @@ class Service:
         model = self.model
         if model is None:  # the route checks readiness first; this guards direct callers
             raise RuntimeError("the model is not loaded")
-        tensor, is_batch = self.decoder.decode(body)
+        tensor, form = self.decoder.decode_form(body)
         p = model.predict(tensor)
         self.metrics.score.observe_many(p)
         if self.sample_rate:
-            self._log_samples(body, is_batch, p, request_id)
-        if not is_batch:
+            self._log_samples(body, form, p, request_id)
+        if form == RECORD:
             value = float(p[0])
             return _encode(
                 {
@@ -181,25 +199,24 @@ class Service:
                     "model_version": self.version,
                 }
             )
-        outcome = (p >= self.threshold).astype(np.int8).tolist()
-        predictions = [
-            {"p_hat": a, "business_outcome": b} for a, b in zip(p.tolist(), outcome, strict=True)
-        ]
-        return _encode({"model_version": self.version, "predictions": predictions})
+        return batch_response(self.version, self.threshold, p)
 
-    def _log_samples(self, body: bytes, is_batch: bool, p: np.ndarray, request_id: str) -> None:
+    def _log_samples(self, body: bytes, form: str, p: np.ndarray, request_id: str) -> None:
         """Log a random fraction of the scored records, with their raw input, for drift."""
         chosen = np.flatnonzero(self._sampler.random(len(p)) < self.sample_rate)
         if not len(chosen):
             return
         raw = msgspec.json.decode(body)  # valid: it was just decoded against the schema
-        records = raw["records"] if is_batch else [raw]
         for i in chosen.tolist():
+            if form == COLUMNS:  # the row's value from each column given
+                record = {name: column[i] for name, column in raw["columns"].items()}
+            else:
+                record = raw["records"][i] if form == RECORDS else raw
             sample_log.info(
                 SAMPLE_EVENT,
                 extra={
                     "event": SAMPLE_EVENT,
-                    "features": records[i],
+                    "features": record,
                     "p_hat": float(p[i]),
                     "model_version": self.version,
                     "request_id": request_id,
@@ -562,7 +579,17 @@ def create_app(service: Service) -> FastAPI:
             spec["paths"] = {
                 PREDICT: {
                     "post": {
-                        "summary": 'Score one record, or a batch as {"records": [...]}',
+                        "summary": 'Score one record, or a batch as {"records": [...]} '
+                        'or {"columns": {...}}',
+                        "description": (
+                            "One body, three forms, told apart by the object's first key: one "
+                            'record; `{"records": [...]}` (one object per row); or '
+                            '`{"columns": {"x0": [...], ...}}` (one array per feature, all of '
+                            "the same length; a nullable feature's column may be left out). "
+                            "Both batch forms hold 1 to MAX_BATCH_ROWS rows and get the same "
+                            "answer, one prediction per row in order. The columnar form is the "
+                            "fast one for large batches."
+                        ),
                         "operationId": "predict",
                         "requestBody": {
                             "required": True,
