@@ -31,6 +31,7 @@ class StandIn:
     routes: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
+    delay_s: float = 0.0  # answer this late (to test client time-outs)
 
     def __enter__(self) -> StandIn:
         standin = self
@@ -50,6 +51,8 @@ class StandIn:
                 status, payload = standin.routes.get(
                     (self.command, self.path), (404, {"message": "404 Not found"})
                 )
+                if standin.delay_s:
+                    threading.Event().wait(standin.delay_s)
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

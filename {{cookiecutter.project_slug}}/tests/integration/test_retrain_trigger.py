@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import numpy as np
 import pytest
 
 from drift_support import DRIFT_SETTINGS, SCHEMA, records, samples, scores_for
+from gitlab_standin import StandIn
 from {{ cookiecutter.package_name }}.features import Encoder
 from {{ cookiecutter.package_name }}.monitoring.drift import main
 from {{ cookiecutter.package_name }}.monitoring.profile import ReferenceProfile
@@ -19,49 +17,22 @@ from {{ cookiecutter.package_name }}.monitoring.profile import ReferenceProfile
 TOKEN = "glptt-test-trigger-token"
 
 
-class GitLabStandIn(BaseHTTPRequestHandler):
-    """Answers the pipeline-trigger API like GitLab; ``behaviour`` picks the answer."""
+TRIGGER = "/api/v4/projects/data-science%2Ffraud-model/trigger/pipeline"
 
-    requests: ClassVar[list[dict]] = []
-    behaviour = "ok"
 
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", 0))
-        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
-        type(self).requests.append({"path": self.path, "form": {k: v[0] for k, v in form.items()}})
-        if self.behaviour == "slow":
-            threading.Event().wait(3)
-        status, body = (
-            (201, {"id": 4242})
-            if self.behaviour == "ok"
-            else (401, {"message": "401 Unauthorized"})
-        )
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+def form(request) -> dict[str, str]:
+    return {k: v[0] for k, v in urllib.parse.parse_qs(request.body.decode()).items()}
 
 
 @pytest.fixture
 def gitlab(monkeypatch):
-    GitLabStandIn.requests = []
-    GitLabStandIn.behaviour = "ok"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), GitLabStandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("GITLAB_API_URL", f"http://127.0.0.1:{server.server_port}/api/v4")
-    monkeypatch.setenv("GITLAB_PROJECT_ID", "data-science/fraud-model")
-    monkeypatch.setenv("GITLAB_TRIGGER_TOKEN", TOKEN)
-    monkeypatch.setenv("GITLAB_TIMEOUT_S", "1")
-    monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
-    yield GitLabStandIn
-    server.shutdown()
-    server.server_close()
+    with StandIn(routes={("POST", TRIGGER): (201, {"id": 4242})}) as api:
+        monkeypatch.setenv("GITLAB_API_URL", api.url)
+        monkeypatch.setenv("GITLAB_PROJECT_ID", "data-science/fraud-model")
+        monkeypatch.setenv("GITLAB_TRIGGER_TOKEN", TOKEN)
+        monkeypatch.setenv("GITLAB_TIMEOUT_S", "1")
+        monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
+        yield api
 
 
 @pytest.fixture
@@ -106,12 +77,13 @@ def test_drift_triggers_once_per_episode(gitlab, job):
     assert main(args(drifted)) == 0
     assert len(gitlab.requests) == 1
     sent = gitlab.requests[0]
-    assert sent["path"] == "/api/v4/projects/data-science%2Ffraud-model/trigger/pipeline"
-    assert sent["form"]["token"] == TOKEN
-    assert sent["form"]["ref"] == "main"
-    assert sent["form"]["variables[RETRAIN]"] == "true"
-    assert "PSI above 0.2" in sent["form"]["variables[DRIFT_REASON]"]
-    assert sent["form"]["variables[DRIFT_MODEL_VERSION]"] == "v1"
+    assert (sent.method, sent.path) == ("POST", TRIGGER)
+    fields = form(sent)
+    assert fields["token"] == TOKEN
+    assert fields["ref"] == "main"
+    assert fields["variables[RETRAIN]"] == "true"
+    assert "PSI above 0.2" in fields["variables[DRIFT_REASON]"]
+    assert fields["variables[DRIFT_MODEL_VERSION]"] == "v1"
 
     assert main(args(drifted)) == 0  # same episode: no second pipeline
     assert len(gitlab.requests) == 1
@@ -127,18 +99,25 @@ def test_no_drift_never_calls_gitlab(gitlab, job):
     assert gitlab.requests == []
 
 
+UNAUTHORIZED = {("POST", TRIGGER): (401, {"message": "401 Unauthorized"})}
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    ("behaviour", "message"), [("unauthorized", "GitLab answered 401"), ("slow", "did not answer")]
+    ("failure", "message"),
+    [({"routes": UNAUTHORIZED}, "GitLab answered 401"), ({"delay_s": 3.0}, "did not answer")],
+    ids=["unauthorized", "timeout"],
 )
 def test_trigger_errors_fail_loudly_and_keep_the_episode_open(
-    gitlab, job, capsys, behaviour, message
+    gitlab, job, capsys, failure, message
 ):
     drifted, _, args = job
-    gitlab.behaviour = behaviour
+    working = (gitlab.routes, gitlab.delay_s)
+    for name, value in failure.items():
+        setattr(gitlab, name, value)
     assert main(args(drifted)) == 1
     err = capsys.readouterr().err
     assert message in err and TOKEN not in err
-    gitlab.behaviour = "ok"
+    gitlab.routes, gitlab.delay_s = working
     assert main(args(drifted)) == 0  # nothing was recorded as triggered: the next run retries
-    assert gitlab.requests[-1]["form"]["variables[RETRAIN]"] == "true"
+    assert form(gitlab.requests[-1])["variables[RETRAIN]"] == "true"
