@@ -1,36 +1,74 @@
 """Fixtures shared by every test tier.
 
-``served_model_dir``: a real ``model.onnx`` + ``features.json`` made once per session by the
-project's own pipeline stages (generate → prepare → train → evaluate → export) on a small
-sample in a tmp dir, so the service tests never need a prior ``dvc repro``.
+Nothing here needs a prior ``dvc repro``: projects are built from the repository's own
+params.yaml with a small row count, through the same CLI commands ``dvc repro`` runs.
+``trained_project`` is that project with every stage run once (shared, read-only);
+``served_model_dir`` is its ``models/``, what the service loads.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from {{ cookiecutter.package_name }} import cli
-from {{ cookiecutter.package_name }}.pipeline.config import Paths
 
 REPO = Path(__file__).resolve().parents[1]
-SERVED_MODEL_STAGES = ("generate-data", "prepare", "train", "evaluate", "export")
+STAGES = ("generate-data", "prepare", "train", "evaluate", "export")
+SMALL_ROWS = 2000
+
+
+def small_params(**overrides: Any) -> dict[str, Any]:
+    """The repository's params.yaml, shrunk to a fast sample on the CSV source."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = copy.deepcopy(params)
+    params["data"].update(source="csv", n_rows=SMALL_ROWS)
+    params["contract"]["min_rows"] = 500
+    params["export"]["parity_rows"] = 300
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split("__")
+        block = params
+        for key in parents:
+            block = block[key]
+        block[leaf] = value
+    return params
+
+
+def build(root: Path, params: dict[str, Any], stages: tuple[str, ...] = STAGES) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in stages:
+        assert cli.main([stage, "--root", str(root)]) == 0, stage
+    return root
 
 
 @pytest.fixture(scope="session")
-def served_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``models/`` of a freshly trained small project: what the service loads."""
-    root = tmp_path_factory.mktemp("served-model")
-    params = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
-    params["data"].update(source="csv", n_rows=2000)
-    params["contract"]["min_rows"] = 500
-    params["export"]["parity_rows"] = 300
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for stage in SERVED_MODEL_STAGES:
-        assert cli.main([stage, "--root", str(root)]) == 0, f"pipeline stage {stage} failed"
-    paths = Paths(root)
-    assert paths.model_onnx.exists() and paths.feature_schema.exists()
-    return paths.model_onnx.parent
+def project_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``project_factory(name, stages=..., **overrides)`` → a project root with those stages run.
+
+    Overrides use ``__`` for nesting: ``train__model="gradient_boosting"``.
+    """
+
+    def _build(name: str, stages: tuple[str, ...] = STAGES, **overrides: Any) -> Path:
+        return build(tmp_path_factory.mktemp(name), small_params(**overrides), stages)
+
+    return _build
+
+
+@pytest.fixture(scope="session")
+def trained_project(project_factory: Callable[..., Path]) -> Path:
+    """Every stage run once on the default params (shared, read-only for the tests)."""
+    return project_factory("trained")
+
+
+@pytest.fixture(scope="session")
+def served_model_dir(trained_project: Path) -> Path:
+    """``models/`` of the trained small project: model.onnx, features.json, reference profile."""
+    models = trained_project / "models"
+    assert (models / "model.onnx").exists() and (models / "features.json").exists()
+    return models
