@@ -21,7 +21,16 @@ import yaml
 from .conftest import Rendered, run
 
 ENVS = ("dev", "staging", "prod")
-TF_MODULES = ("network", "eks", "ecr", "dvc_remote", "api_gateway", "irsa", "platform")
+TF_MODULES = (
+    "network",
+    "eks",
+    "ecr",
+    "dvc_remote",
+    "api_gateway",
+    "irsa",
+    "log_group",
+    "platform",
+)
 
 
 def kubectl() -> str:

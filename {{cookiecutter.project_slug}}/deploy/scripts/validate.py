@@ -683,6 +683,8 @@ def check_terraform() -> str:
             loaded += 1
         variables, _, _ = _declared(directory)
         text = "\n".join(_strip_comments(p.read_text()) for p in directory.glob("*.tf"))
+        # `moved` blocks name resource addresses (module.M.aws_x.y), not module outputs.
+        text = re.sub(r"^moved\s*\{.*?^\}", "", text, flags=re.S | re.M)
         for name in sorted(set(re.findall(r"\bvar\.([A-Za-z_][\w-]*)", text)) - variables):
             problems.append(f"{directory.relative_to(ROOT)}: var.{name} is not declared")
         calls = {}

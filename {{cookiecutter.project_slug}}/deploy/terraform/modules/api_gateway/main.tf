@@ -2,10 +2,6 @@
 # (TCP passthrough on 443) → ingress controller pods (registered by a TargetGroupBinding of the
 # AWS Load Balancer Controller, see README) → Service → pods.
 
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-data "aws_partition" "current" {}
-
 # --- Internal NLB in front of the ingress controller ---
 
 resource "aws_security_group" "vpc_link" {
@@ -153,41 +149,22 @@ resource "aws_apigatewayv2_route" "this" {
 
 # --- Stage: throttling and JSON access logs (encrypted) ---
 
-resource "aws_kms_key" "logs" {
-  description             = "${var.name} API gateway access logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        # Key policies apply to this key only: "*" here is the key itself.
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${data.aws_region.current.name}.amazonaws.com" }
-        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/apigateway/${var.name}" }
-        }
-      },
-    ]
-  })
-  tags = var.tags
+module "access_logs" {
+  source              = "../log_group"
+  name                = "/aws/apigateway/${var.name}"
+  kms_key_description = "${var.name} API gateway access logs"
+  retention_in_days   = var.log_retention_days
+  tags                = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "access" {
-  name              = "/aws/apigateway/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.logs.arn
-  tags              = var.tags
+moved {
+  from = aws_kms_key.logs
+  to   = module.access_logs.aws_kms_key.this
+}
+
+moved {
+  from = aws_cloudwatch_log_group.access
+  to   = module.access_logs.aws_cloudwatch_log_group.this
 }
 
 resource "aws_apigatewayv2_stage" "default" {
@@ -202,7 +179,7 @@ resource "aws_apigatewayv2_stage" "default" {
   }
 
   access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.access.arn
+    destination_arn = module.access_logs.log_group_arn
     format = jsonencode({
       requestId          = "$context.requestId"
       ip                 = "$context.identity.sourceIp"

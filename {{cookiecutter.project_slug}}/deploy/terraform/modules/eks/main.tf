@@ -1,50 +1,30 @@
-data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 # --- KMS: envelope encryption of Kubernetes Secrets, and the control-plane log group. ---
 
-resource "aws_kms_key" "this" {
-  description             = "${var.name} EKS secrets and control-plane logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        # Key policies apply to this key only: "*" here is the key itself.
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${data.aws_region.current.name}.amazonaws.com" }
-        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/eks/${var.name}/cluster" }
-        }
-      },
-    ]
-  })
-  tags = var.tags
+# Module log_group: the log group with retention, and its KMS key, which also encrypts the
+# Secrets (encryption_config below). Created before the cluster so EKS writes into it.
+module "control_plane_logs" {
+  source              = "../log_group"
+  name                = "/aws/eks/${var.name}/cluster"
+  kms_key_description = "${var.name} EKS secrets and control-plane logs"
+  retention_in_days   = var.log_retention_days
+  tags                = var.tags
 }
 
 resource "aws_kms_alias" "this" {
   name          = "alias/${var.name}-eks"
-  target_key_id = aws_kms_key.this.key_id
+  target_key_id = module.control_plane_logs.kms_key_id
 }
 
-# Created before the cluster so EKS writes into a log group with retention and encryption.
-resource "aws_cloudwatch_log_group" "cluster" {
-  name              = "/aws/eks/${var.name}/cluster"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
-  tags              = var.tags
+moved {
+  from = aws_kms_key.this
+  to   = module.control_plane_logs.aws_kms_key.this
+}
+
+moved {
+  from = aws_cloudwatch_log_group.cluster
+  to   = module.control_plane_logs.aws_cloudwatch_log_group.this
 }
 
 # --- Control plane ---
@@ -98,7 +78,7 @@ resource "aws_eks_cluster" "this" {
   encryption_config {
     resources = ["secrets"]
     provider {
-      key_arn = aws_kms_key.this.arn
+      key_arn = module.control_plane_logs.kms_key_arn
     }
   }
 
@@ -108,7 +88,7 @@ resource "aws_eks_cluster" "this" {
 
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
-    aws_cloudwatch_log_group.cluster,
+    module.control_plane_logs,
   ]
 }
 

@@ -25,5 +25,5 @@ output "oidc_issuer_url" {
 
 output "kms_key_arn" {
   description = "KMS key encrypting Kubernetes Secrets and the control-plane logs."
-  value       = aws_kms_key.this.arn
+  value       = module.control_plane_logs.kms_key_arn
 }

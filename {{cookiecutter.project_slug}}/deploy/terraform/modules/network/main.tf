@@ -1,6 +1,4 @@
 data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
-data "aws_partition" "current" {}
 
 resource "aws_vpc" "this" {
   cidr_block           = var.cidr_block
@@ -93,41 +91,22 @@ resource "aws_route_table_association" "private" {
 
 # --- Flow logs: every accepted and rejected flow, to an encrypted log group. ---
 
-resource "aws_kms_key" "flow_logs" {
-  description             = "${var.name} VPC flow logs"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        # Key policies apply to this key only: "*" here is the key itself.
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${data.aws_region.current.name}.amazonaws.com" }
-        Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = {
-          ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/vpc/${var.name}/*" }
-        }
-      },
-    ]
-  })
-  tags = var.tags
+module "flow_logs" {
+  source              = "../log_group"
+  name                = "/aws/vpc/${var.name}/flow-logs"
+  kms_key_description = "${var.name} VPC flow logs"
+  retention_in_days   = var.flow_log_retention_days
+  tags                = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "flow_logs" {
-  name              = "/aws/vpc/${var.name}/flow-logs"
-  retention_in_days = var.flow_log_retention_days
-  kms_key_id        = aws_kms_key.flow_logs.arn
-  tags              = var.tags
+moved {
+  from = aws_kms_key.flow_logs
+  to   = module.flow_logs.aws_kms_key.this
+}
+
+moved {
+  from = aws_cloudwatch_log_group.flow_logs
+  to   = module.flow_logs.aws_cloudwatch_log_group.this
 }
 
 data "aws_iam_policy_document" "flow_logs_assume" {
@@ -159,7 +138,7 @@ data "aws_iam_policy_document" "flow_logs_write" {
       "logs:DescribeLogGroups",
       "logs:DescribeLogStreams",
     ]
-    resources = [aws_cloudwatch_log_group.flow_logs.arn, "${aws_cloudwatch_log_group.flow_logs.arn}:*"]
+    resources = [module.flow_logs.log_group_arn, "${module.flow_logs.log_group_arn}:*"]
   }
 }
 
@@ -172,7 +151,7 @@ resource "aws_iam_role_policy" "flow_logs" {
 resource "aws_flow_log" "this" {
   vpc_id          = aws_vpc.this.id
   traffic_type    = "ALL"
-  log_destination = aws_cloudwatch_log_group.flow_logs.arn
+  log_destination = module.flow_logs.log_group_arn
   iam_role_arn    = aws_iam_role.flow_logs.arn
   tags            = var.tags
 }

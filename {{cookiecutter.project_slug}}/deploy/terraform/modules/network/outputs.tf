@@ -20,5 +20,5 @@ output "public_subnet_ids" {
 
 output "flow_log_group_name" {
   description = "CloudWatch log group receiving the VPC flow logs."
-  value       = aws_cloudwatch_log_group.flow_logs.name
+  value       = module.flow_logs.log_group_name
 }
