@@ -206,7 +206,7 @@ PROMQL_WORDS = {
 
 
 class CheckFailed(Exception):
-    pass
+    """A validation step found a problem; its message says which and where."""
 
 
 # --------------------------------------------------------------------------------------------
