@@ -28,11 +28,15 @@ tools: $(VENV)/.installed $(GITLAB_CI_LOCAL) ## install the template's test tool
 render: $(VENV)/.installed ## render a project with the default answers into ./out/
 	$(VENV)/bin/cookiecutter --no-input --output-dir $(OUT) .
 
+# The tools in .venv/bin (uv, cookiecutter, cruft) come first on PATH for every command the
+# tests run, so a fresh machine needs no global installs.
+TEST_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+
 test: tools ## the whole suite: hooks, every option combination, then the slow tier
-	$(VENV)/bin/pytest
+	$(TEST_PATH) $(VENV)/bin/pytest
 
 test-fast: $(VENV)/.installed ## hooks and rendering only (seconds)
-	$(VENV)/bin/pytest -m "not slow"
+	$(TEST_PATH) $(VENV)/bin/pytest -m "not slow"
 
 lint: $(VENV)/.installed ## lint the template's own code (hooks and tests)
 	$(VENV)/bin/ruff check hooks tests
