@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }}.bench import sample_records
+from {{ cookiecutter.package_name }}.bench import sample_records, wait_ready
 from {{ cookiecutter.package_name }}.features import FeatureSchema
 
 pytestmark = pytest.mark.integration
@@ -89,16 +89,7 @@ def server(model_dir: Path, tmp_path: Path, **extra: str) -> Iterator[Server]:
         )
     srv = Server(proc, port, metrics_port, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"server exited {proc.returncode}:\n{log.read_text()}"
-            try:
-                if request(f"{srv.url}/health/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"not ready in 60 s:\n{log.read_text()}"
-            time.sleep(0.1)
+        wait_ready(f"{srv.url}/health/ready", proc, log, timeout=60)
         yield srv
     finally:
         if proc.poll() is None:

@@ -23,7 +23,7 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class BumpError(ValueError):
-    pass
+    """The overlay cannot be bumped as asked; the message says which file and why."""
 
 
 def _mapping_items(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
