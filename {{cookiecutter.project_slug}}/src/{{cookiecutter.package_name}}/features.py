@@ -94,29 +94,37 @@ def parse_percent(text: str) -> float:
 # ``parse_money``/``parse_percent`` (``tests/unit/test_serving_units.py`` checks they agree).
 _AMOUNT = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
 _MONEY_LINE = rf"(?:\(\$?{_AMOUNT}\)|-?\$?{_AMOUNT})"
-_MONEY_COLUMN_RE = re.compile(rf"(?:{_MONEY_LINE}\n)*{_MONEY_LINE}", re.ASCII)
+_MONEY_COLUMN_RE = re.compile(rf"(?:(?:{_MONEY_LINE})?\n)*(?:{_MONEY_LINE})?", re.ASCII)
 _MONEY_TO_FLOAT = str.maketrans({"$": None, ",": None, "(": "-", ")": None})
 _PERCENT_LINE = r"-?\d+(?:\.\d+)?%"
-_PERCENT_COLUMN_RE = re.compile(rf"(?:{_PERCENT_LINE}\n)*{_PERCENT_LINE}", re.ASCII)
+_PERCENT_COLUMN_RE = re.compile(rf"(?:(?:{_PERCENT_LINE})?\n)*(?:{_PERCENT_LINE})?", re.ASCII)
 _PERCENT_TO_FLOAT = str.maketrans({"%": None})
 
 
 def _parse_column(
     texts: Sequence[str], whole: re.Pattern[str], table: dict[int, Any], one: Callable
 ) -> list[float]:
-    joined = "\n".join(texts)
-    if whole.fullmatch(joined) is not None and joined.count("\n") == len(texts) - 1:
-        return list(map(float, joined.translate(table).split("\n")))
-    return [one(text) for text in texts]
+    joined = "\n".join(texts)  # TypeError if a value is not a string
+    if whole.fullmatch(joined) is None or joined.count("\n") != len(texts) - 1:
+        return [one(text) if text else math.nan for text in texts]
+    lines = joined.translate(table).split("\n")
+    distinct = dict.fromkeys(lines)
+    if len(distinct) * 2 > len(lines):
+        return [float(x) if x else math.nan for x in lines]
+    for x in distinct:  # few distinct values (e.g. whole percentages): convert each once
+        distinct[x] = float(x) if x else math.nan
+    return [distinct[x] for x in lines]
 
 
 def parse_money_column(texts: Sequence[str]) -> list[float]:
-    """``[parse_money(t) for t in texts]``, several times faster; raises ``ValueError`` alike."""
+    """``[parse_money(t) for t in texts]`` with "" read as missing (NaN), as the encoder reads
+    it; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a non-string."""
     return _parse_column(texts, _MONEY_COLUMN_RE, _MONEY_TO_FLOAT, parse_money)
 
 
 def parse_percent_column(texts: Sequence[str]) -> list[float]:
-    """``[parse_percent(t) for t in texts]``, several times faster; raises ``ValueError`` alike."""
+    """``[parse_percent(t) for t in texts]`` with "" read as missing (NaN), as the encoder reads
+    it; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a non-string."""
     return _parse_column(texts, _PERCENT_COLUMN_RE, _PERCENT_TO_FLOAT, parse_percent)
 
 

@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.bench import sample_records
 from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
 from {{ cookiecutter.package_name }}.monitoring.drift import read_samples
 from {{ cookiecutter.package_name }}.serving.app import Guard, Service, create_app
+from {{ cookiecutter.package_name }}.serving.bodies import as_columns, pack_column
 from {{ cookiecutter.package_name }}.serving.config import Settings
 from {{ cookiecutter.package_name }}.serving.logs import ACCESS_LOGGER, SAMPLE_LOGGER, JsonFormatter
 from {{ cookiecutter.package_name }}.serving.model import Model
@@ -117,10 +118,6 @@ def test_a_batch_big_enough_for_the_worker_thread_gives_the_same_answers(
 
 
 # -- the columnar batch {"columns": {...}} -----------------------------------------------------
-def as_columns(records: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"columns": {name: [r[name] for r in records] for name in records[0]}}
-
-
 def test_columns_give_the_same_predictions_as_records(client, service, schema, records) -> None:
     by_rows = client.post("/v1/predict", json={"records": records}, headers=HEADERS)
     body = json.dumps(as_columns(records)).encode()
@@ -133,6 +130,45 @@ def test_columns_give_the_same_predictions_as_records(client, service, schema, r
     np.testing.assert_allclose(got, expected, atol=1e-6)
     small = client.post("/v1/predict", json=as_columns(records[:2]), headers=HEADERS)  # inline
     assert small.json()["predictions"] == by_rows.json()["predictions"][:2]
+
+
+def numeric_names(schema: FeatureSchema) -> list[str]:
+    return [f.name for f in schema.features if f.kind == "numeric"]
+
+
+def test_packed_columns_give_the_same_predictions_as_records(
+    client, service, schema, records
+) -> None:
+    by_rows = client.post("/v1/predict", json={"records": records}, headers=HEADERS)
+    body = json.dumps(as_columns(records, packed=numeric_names(schema))).encode()
+    assert len(body) > service.settings.offload_body_bytes  # the worker-thread path
+    packed = client.post("/v1/predict", content=body, headers=HEADERS)
+    assert by_rows.status_code == packed.status_code == 200, packed.text
+    assert packed.json() == by_rows.json()
+
+
+@pytest.mark.parametrize(
+    ("values", "row", "says"),
+    [([1.0, float("inf"), 2.0], 1, "infinite"), ([1.0, 2.0, 1e39], 2, "float32")],
+)
+def test_packed_bad_values_are_422_naming_field_and_row(
+    client, schema, records, values, row, says
+) -> None:
+    payload = as_columns(records[:3], packed=numeric_names(schema))
+    name = numeric_names(schema)[0]
+    payload["columns"][name] = pack_column(values)
+    field = one_field(column_error(client, payload))
+    assert (field["field"], field["row"]) == (name, row) and says in field["message"]
+
+
+@pytest.mark.parametrize("text", ["AAAA", "%%%not base64", ""])
+def test_packed_columns_that_are_not_float64_are_422_naming_them(
+    client, schema, records, text
+) -> None:
+    payload = as_columns(records[:3], packed=numeric_names(schema))
+    name = numeric_names(schema)[-1]
+    payload["columns"][name] = text
+    assert one_field(column_error(client, payload))["field"] == name
 
 
 def test_columns_may_leave_out_a_nullable_column(client, schema, records) -> None:
@@ -606,6 +642,9 @@ def test_docs_are_off_by_default_and_on_when_enabled(client, served_model_dir) -
     columns = spec["components"]["schemas"]["PredictionColumns"]
     assert set(columns["properties"]) == set(service.schema.names)
     assert columns["additionalProperties"] is False
+    numeric = next(f.name for f in service.schema.features if f.kind == "numeric")
+    packed = {"type": "string", "contentEncoding": "base64"}
+    assert packed in columns["properties"][numeric]["anyOf"]  # a number column may be packed
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert {"$ref": "#/components/schemas/PredictionColumnBatch"} in body["schema"]["oneOf"]
 
@@ -672,6 +711,16 @@ def test_prediction_samples_for_the_drift_job_are_opt_in(
         caplog.at_level(logging.INFO, logger=SAMPLE_LOGGER),
     ):
         sampled.post("/v1/predict", json=as_columns(records[:5]), headers=HEADERS)
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name == SAMPLE_LOGGER]
+    assert [json.loads(line)["features"] for line in lines] == records[:5]
+
+    caplog.clear()  # packed columns log the numbers they hold, not base64 text
+    packed = as_columns(records[:5], packed=numeric_names(service.schema))
+    with (
+        TestClient(create_app(service)) as sampled,
+        caplog.at_level(logging.INFO, logger=SAMPLE_LOGGER),
+    ):
+        sampled.post("/v1/predict", json=packed, headers=HEADERS)
     lines = [JsonFormatter().format(r) for r in caplog.records if r.name == SAMPLE_LOGGER]
     assert [json.loads(line)["features"] for line in lines] == records[:5]
 

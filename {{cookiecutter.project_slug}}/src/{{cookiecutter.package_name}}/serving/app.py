@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from .bodies import unpack_column
 from .config import Settings
 from .decoding import COLUMNS, RECORD, RECORDS, InvalidInput, MalformedBody, RequestDecoder
 from .logs import ACCESS_LOGGER, SAMPLE_EVENT, SAMPLE_LOGGER
@@ -207,9 +208,14 @@ class Service:
         if not len(chosen):
             return
         raw = msgspec.json.decode(body)  # valid: it was just decoded against the schema
+        if form == COLUMNS:  # a packed column is logged as the numbers it holds
+            columns = {
+                name: unpack_column(column) if isinstance(column, str) else column
+                for name, column in raw["columns"].items()
+            }
         for i in chosen.tolist():
             if form == COLUMNS:  # the row's value from each column given
-                record = {name: column[i] for name, column in raw["columns"].items()}
+                record = {name: column[i] for name, column in columns.items()}
             else:
                 record = raw["records"][i] if form == RECORDS else raw
             sample_log.info(
@@ -585,10 +591,12 @@ def create_app(service: Service) -> FastAPI:
                             "One body, three forms, told apart by the object's first key: one "
                             'record; `{"records": [...]}` (one object per row); or '
                             '`{"columns": {"x0": [...], ...}}` (one array per feature, all of '
-                            "the same length; a nullable feature's column may be left out). "
-                            "Both batch forms hold 1 to MAX_BATCH_ROWS rows and get the same "
-                            "answer, one prediction per row in order. The columnar form is the "
-                            "fast one for large batches."
+                            "the same length; a nullable feature's column may be left out; a "
+                            "number column may be packed: one base64 string of little-endian "
+                            "float64 values, NaN for missing). Both batch forms hold 1 to "
+                            "MAX_BATCH_ROWS rows and get the same answer, one prediction per "
+                            "row in order. Columns with packed number columns are the fast "
+                            "form for large batches."
                         ),
                         "operationId": "predict",
                         "requestBody": {
