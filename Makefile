@@ -32,7 +32,7 @@ render: $(VENV)/.installed ## render a project with the default answers into ./o
 # tests run, so a fresh machine needs no global installs.
 TEST_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-test: tools ## the whole suite: hooks, every option combination, then the slow tier
+test: tools lint ## the whole suite: lint, hooks, every option combination, then the slow tier
 	$(TEST_PATH) $(VENV)/bin/pytest
 
 test-fast: $(VENV)/.installed ## hooks and rendering only (seconds)

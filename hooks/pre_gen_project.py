@@ -36,7 +36,7 @@ CHOICES = {
 def check_project_name(value: str) -> str | None:
     if not value.strip():
         return "project_name is empty: give the project a human-readable name."
-    if any(ch in value for ch in "\"\\\n"):
+    if any(ch in value for ch in '"\\\n'):
         return f"project_name {value!r} contains a quote, backslash or newline: use plain words."
     return None
 
@@ -55,10 +55,14 @@ def check_package(value: str) -> str | None:
     if not PACKAGE_RE.match(value) or not value.isidentifier() or keyword.iskeyword(value):
         return (
             f"package_name {value!r} is not an importable Python module name: use lowercase "
-            "letters, digits and underscores, starting with a letter (e.g. 'transaction_classifier')."
+            "letters, digits and underscores, starting with a letter "
+            "(e.g. 'transaction_classifier')."
         )
     if value in sys.stdlib_module_names:
-        return f"package_name {value!r} shadows the standard library module of that name: pick another."
+        return (
+            f"package_name {value!r} shadows the standard library module of that name: "
+            "pick another."
+        )
     return None
 
 
@@ -70,7 +74,9 @@ def check_email(value: str) -> str | None:
 
 def check_aws_region(value: str) -> str | None:
     if not AWS_REGION_RE.match(value):
-        return f"aws_region {value!r} is not an AWS region name like 'eu-west-1' or 'us-gov-west-1'."
+        return (
+            f"aws_region {value!r} is not an AWS region name like 'eu-west-1' or 'us-gov-west-1'."
+        )
     return None
 
 

@@ -23,13 +23,25 @@ DEFAULTS = {
     "package_name": "transaction_classifier",
 }
 
-# Supported combinations with readable ids. Options that interact are coupled (data source ×
-# remote × config layout); independent ones are cycled so every value appears at least once.
+# Supported combinations with readable ids. Options that interact are coupled (data source x
+# remote x config layout); independent ones are cycled so every value appears at least once.
 SUPPORTED: dict[str, dict[str, str]] = {
     "default": {},
-    "postgres-s3-embedded": {"data_source": "postgres", "dvc_remote": "s3", "config_repo": "embedded"},
-    "mysql-gbm-py312": {"data_source": "mysql", "model_family": "gradient_boosting", "python_version": "3.12"},
-    "csv-gbm-s3-py313": {"model_family": "gradient_boosting", "dvc_remote": "s3", "python_version": "3.13"},
+    "postgres-s3-embedded": {
+        "data_source": "postgres",
+        "dvc_remote": "s3",
+        "config_repo": "embedded",
+    },
+    "mysql-gbm-py312": {
+        "data_source": "mysql",
+        "model_family": "gradient_boosting",
+        "python_version": "3.12",
+    },
+    "csv-gbm-s3-py313": {
+        "model_family": "gradient_boosting",
+        "dvc_remote": "s3",
+        "python_version": "3.13",
+    },
     "custom-names": {
         "project_name": "Credit Risk",
         "author_name": "Ana O'Neil",
@@ -89,7 +101,11 @@ def bake_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def render_into(output_dir: Path, **context: str) -> Rendered:
     """Render the template non-interactively, like the README's command does."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    dev = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)))
+    dev = Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)
+        )
+    )
     slug = dev.name
     separate = context.get("config_repo", "separate") == "separate"
     config = dev.parent / f"{slug}-config" if separate else dev / "deploy"

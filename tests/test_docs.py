@@ -19,7 +19,11 @@ OPTIONS = [
 def documented_options() -> set[str]:
     readme = (TEMPLATE / "README.md").read_text()
     table = readme.split("## Options", 1)[1].split("\n## ", 1)[0]
-    return {name for cell in re.findall(r"^\| ([^|]+) \|", table, re.M) for name in re.findall(r"`([a-z_]+)`", cell)}
+    return {
+        name
+        for cell in re.findall(r"^\| ([^|]+) \|", table, re.M)
+        for name in re.findall(r"`([a-z_]+)`", cell)
+    }
 
 
 def test_every_option_is_documented_in_the_readme():

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.slow
 
 
 def assert_clean(repo) -> None:
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
+    )
     assert status.stdout == "", f"the command changed tracked files:\n{status.stdout}"
 
 

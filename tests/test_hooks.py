@@ -31,7 +31,8 @@ def test_slug_accepts_dns_labels(slug):
 
 
 @pytest.mark.parametrize(
-    "slug", ["A-model", "1model", "model-", "-model", "my--model", "my_model", "a" * 41, "", "a.b", "m"]
+    "slug",
+    ["A-model", "1model", "model-", "-model", "my--model", "my_model", "a" * 41, "", "a.b", "m"],
 )
 def test_slug_rejects_non_dns_labels(slug):
     message = pre_gen.check_slug(slug)
@@ -78,7 +79,9 @@ def test_gitlab_host_accepts(host):
     assert pre_gen.check_gitlab_host(host) is None
 
 
-@pytest.mark.parametrize("host", ["https://gitlab.com", "gitlab.com/group", "localhost", "Git Lab.com"])
+@pytest.mark.parametrize(
+    "host", ["https://gitlab.com", "gitlab.com/group", "localhost", "Git Lab.com"]
+)
 def test_gitlab_host_rejects(host):
     assert "is not a host name" in pre_gen.check_gitlab_host(host)
 
@@ -158,7 +161,10 @@ def test_prune_removes_files_and_directories(tmp_path):
 def test_place_config_repo_moves_deploy_only_when_separate(tmp_path):
     project = tmp_path / "m"
     (project / "deploy").mkdir(parents=True)
-    assert post_gen.place_config_repo(project, answers(config_repo="embedded", project_slug="m")) is None
+    assert (
+        post_gen.place_config_repo(project, answers(config_repo="embedded", project_slug="m"))
+        is None
+    )
     assert (project / "deploy").is_dir()
     sibling = post_gen.place_config_repo(project, answers(config_repo="separate", project_slug="m"))
     assert sibling == tmp_path / "m-config" and sibling.is_dir()
@@ -178,6 +184,7 @@ def test_git_init_commits_everything_without_a_global_identity(tmp_path, monkeyp
         ["git", "log", "--format=%an|%s"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.strip()
     assert log == f"mlops template|{post_gen.INITIAL_COMMIT}"
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
+    )
     assert status.stdout == ""
-

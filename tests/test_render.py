@@ -28,7 +28,11 @@ UNRENDERED = re.compile(r"\{\{\s*(cookiecutter|[a-z_]+\s*(\||\}\}))|\{%|cookiecu
 
 
 def answers_for(context: dict[str, str]) -> dict[str, str]:
-    base = {k: v[0] if isinstance(v, list) else v for k, v in COOKIECUTTER_JSON.items() if not k.startswith("_")}
+    base = {
+        k: v[0] if isinstance(v, list) else v
+        for k, v in COOKIECUTTER_JSON.items()
+        if not k.startswith("_")
+    }
     base.update(context)
     slug = context.get("project_slug") or base["project_name"].lower().strip().replace(" ", "-")
     base["project_slug"] = slug
@@ -45,7 +49,10 @@ def template_files() -> list[str]:
     """The template dir's files as git sees them (tracked or new, never ignored caches)."""
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", TEMPLATE_DIR.name],
-        cwd=TEMPLATE, capture_output=True, text=True, check=True,
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     prefix = TEMPLATE_DIR.name + "/"
     return [f.removeprefix(prefix) for f in out if (TEMPLATE / f).is_file()]
@@ -93,7 +100,9 @@ def test_exact_file_set_and_everything_committed(scenario: Rendered):
     else:
         assert not (scenario.dev.parent / f"{answers['project_slug']}-config").exists()
     for repo in {scenario.dev, scenario.config} if scenario.separate else {scenario.dev}:
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True)
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
+        )
         assert status.stdout == "", f"uncommitted or ignored template files in {repo}"
 
 
@@ -133,7 +142,9 @@ def test_names_are_derived_and_answers_land(scenario: Rendered):
     project = pyproject["project"]
     assert scenario.dev.name == answers["project_slug"]
     assert project["name"] == answers["project_slug"]
-    assert project["authors"] == [{"name": answers["author_name"], "email": answers["author_email"]}]
+    assert project["authors"] == [
+        {"name": answers["author_name"], "email": answers["author_email"]}
+    ]
     assert project["requires-python"] == f">={answers['python_version']}"
     assert project["scripts"] == {answers["project_slug"]: f"{answers['package_name']}.cli:main"}
     assert (scenario.dev / "src" / answers["package_name"] / "__init__.py").is_file()
@@ -146,7 +157,15 @@ def test_custom_answers_leave_no_default_behind(render):
     defaults = answers_for({})
     leaks = [
         defaults[key]
-        for key in ("project_name", "project_slug", "package_name", "author_name", "author_email", "gitlab_namespace", "aws_region")
+        for key in (
+            "project_name",
+            "project_slug",
+            "package_name",
+            "author_name",
+            "author_email",
+            "gitlab_namespace",
+            "aws_region",
+        )
     ]
     for root in (custom.dev,):
         for path, text in text_files(root):

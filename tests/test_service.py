@@ -155,6 +155,36 @@ def test_bench_command_is_wired_up(trained: Path) -> None:
         ["uv", "run", "--frozen", slug, "bench", "--decoders", "--batch-rows", "200"], cwd=trained
     )
     assert "msgspec RequestDecoder, 1 row" in out and "json.loads + Encoder" in out
+    assert "rows packed" in out and "as packed" in out  # the fast batch form is timed too
+    if shutil.which("wrk") is None:
+        pytest.skip("the load-generator half needs wrk (Debian: apt-get install wrk)")
+    # The real thing, small and short: every scenario answered, nothing but 2xx. Speed is the
+    # benchmark's business (it prints verdicts), not this test's.
+    results = trained / "bench-results" / "smoke.json"
+    out = run(
+        [
+            "uv",
+            "run",
+            "--frozen",
+            slug,
+            "bench",
+            "--skip-pipeline",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--batch-rows",
+            "200",
+            "--output",
+            str(results),
+        ],
+        cwd=trained,
+    )
+    (figures,) = json.loads(results.read_text())["rounds"]
+    assert set(figures) == {"empty", "predict", "naive", "batch", "columns", "packed"}
+    for name, f in figures.items():
+        assert f["requests"] > 0 and f["non_2xx"] == 0 and not f["socket_errors"], (name, f)
+    assert "predict / empty" in out and "packed p50" in out
 
 
 IMAGE_TOOLS = ("buildah", "podman", "runc", "debootstrap")

@@ -21,7 +21,10 @@ def template_files() -> list[str]:
     """The template as it would be committed: tracked plus new, not ignored, files."""
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=TEMPLATE, capture_output=True, text=True, check=True,
+        cwd=TEMPLATE,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\n")
     return [f for f in out if f and (TEMPLATE / f).is_file()]
 
@@ -96,7 +99,10 @@ def test_update_equals_fresh_render_plus_user_edits(updated):
     assert sorted(got) == sorted(want)
     differing = [rel for rel in want if not filecmp.cmp(got[rel], want[rel], shallow=False)]
     assert differing == ["Makefile"]
-    assert project.joinpath("Makefile").read_text() == fresh.joinpath("Makefile").read_text() + USER_EDIT
+    assert (
+        project.joinpath("Makefile").read_text()
+        == fresh.joinpath("Makefile").read_text() + USER_EDIT
+    )
     assert "Ask in #ml-team." in project.joinpath("SUPPORT.md").read_text()
     assert "## Daily work with the model" in project.joinpath("README.md").read_text()
     state = json.loads(project.joinpath(".cruft.json").read_text())
