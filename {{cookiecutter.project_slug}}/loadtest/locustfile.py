@@ -5,7 +5,8 @@
 
 The records come from the service's own ``GET /v1/model`` (the feature schema), so the file
 never goes stale when the features change. ``BATCH_ROWS`` (default 100) sets the batch size of
-the occasional batch request; ``WAIT_MIN`` / ``WAIT_MAX`` (seconds) pace each user.
+the occasional batch request (as records, and as columns with the numbers packed, the form
+batch clients should use); ``WAIT_MIN`` / ``WAIT_MAX`` (seconds) pace each user.
 Only point it at environments you own.
 """
 
@@ -18,6 +19,8 @@ import urllib.request
 from typing import Any
 
 from locust import HttpUser, between, events, task
+
+from {{ cookiecutter.package_name }}.serving.bodies import as_columns
 
 API_KEY = os.environ.get("API_KEY", "")
 BATCH_ROWS = int(os.environ.get("BATCH_ROWS", "100"))
@@ -72,6 +75,16 @@ class ModelUser(HttpUser):
         body = {"records": [self.record() for _ in range(BATCH_ROWS)]}
         with self.client.post(
             "/v1/predict", json=body, name=f"/v1/predict [{BATCH_ROWS}]", catch_response=True
+        ) as r:
+            if r.status_code != 200 or len(r.json().get("predictions", [])) != BATCH_ROWS:
+                r.failure(f"status {r.status_code}")
+
+    @task(1)
+    def predict_packed_batch(self) -> None:
+        numeric = [feature["name"] for feature in SCHEMA if feature["kind"] == "numeric"]
+        body = as_columns([self.record() for _ in range(BATCH_ROWS)], packed=numeric)
+        with self.client.post(
+            "/v1/predict", json=body, name=f"/v1/predict [{BATCH_ROWS} packed]", catch_response=True
         ) as r:
             if r.status_code != 200 or len(r.json().get("predictions", [])) != BATCH_ROWS:
                 r.failure(f"status {r.status_code}")
