@@ -32,8 +32,13 @@ render: $(VENV)/.installed ## render a project with the default answers into ./o
 # tests run, so a fresh machine needs no global installs.
 TEST_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
+# Two pytest-xdist workers: the slow tests are mostly single-threaded installs, pipelines and
+# suites, so two run side by side on a 2-CPU machine; tests sharing a session fixture stay on
+# one worker (xdist_group + --dist loadgroup). WORKERS=0 runs everything in one process.
+WORKERS ?= 2
+
 test: tools lint ## the whole suite: lint, hooks, every option combination, then the slow tier
-	$(TEST_PATH) $(VENV)/bin/pytest
+	$(TEST_PATH) $(VENV)/bin/pytest -n $(WORKERS) --dist loadgroup
 
 test-fast: $(VENV)/.installed ## hooks and rendering only (seconds)
 	$(TEST_PATH) $(VENV)/bin/pytest -m "not slow"

@@ -91,9 +91,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def bake_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if request.config.getoption("--keep-baked"):
-        root = TEMPLATE / ".baked"
+        # One folder per xdist worker ("main" without xdist), so workers never share one.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        root = TEMPLATE / ".baked" / worker
         shutil.rmtree(root, ignore_errors=True)
-        root.mkdir()
+        root.mkdir(parents=True)
         return root
     return tmp_path_factory.mktemp("baked")
 
@@ -155,6 +157,11 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: i
         f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
     )
     return proc.stdout
+
+
+# Under pytest-xdist (`make test` runs two workers) a session fixture is set up once per
+# worker: the slow tests that share one are kept on one worker, so the install happens once.
+ON_INSTALLED_DEFAULT = pytest.mark.xdist_group("installed_default")
 
 
 @pytest.fixture(scope="session")
