@@ -33,12 +33,14 @@ render: $(VENV)/.installed ## render a project with the default answers into ./o
 TEST_PATH := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
 # Two pytest-xdist workers: the slow tests are mostly single-threaded installs, pipelines and
-# suites, so two run side by side on a 2-CPU machine; tests sharing a session fixture stay on
-# one worker (xdist_group + --dist loadgroup). WORKERS=0 runs everything in one process.
+# suites, so two run side by side on a 2-CPU machine. --dist loadfile keeps each test file on
+# one worker, so a file's session fixtures (e.g. the config repo's validator venv) are set up
+# once; test_pipeline.py and test_service.py each install the default project on their worker.
+# WORKERS=0 runs everything in one process.
 WORKERS ?= 2
 
 test: tools lint ## the whole suite: lint, hooks, every option combination, then the slow tier
-	$(TEST_PATH) $(VENV)/bin/pytest -n $(WORKERS) --dist loadgroup
+	$(TEST_PATH) $(VENV)/bin/pytest -n $(WORKERS) --dist loadfile
 
 test-fast: $(VENV)/.installed ## hooks and rendering only (seconds)
 	$(TEST_PATH) $(VENV)/bin/pytest -m "not slow"

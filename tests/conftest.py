@@ -159,11 +159,6 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: i
     return proc.stdout
 
 
-# Under pytest-xdist (`make test` runs two workers) a session fixture is set up once per
-# worker: the slow tests that share one are kept on one worker, so the install happens once.
-ON_INSTALLED_DEFAULT = pytest.mark.xdist_group("installed_default")
-
-
 @pytest.fixture(scope="session")
 def installed_default(render, git_identity_env) -> Rendered:
     """The default scenario, rendered and installed with its own ``make setup`` (once)."""

@@ -212,10 +212,6 @@ def _make_env() -> dict[str, str]:
     return env
 
 
-# The slow tests below share config_default: one xdist worker runs them all (see conftest).
-ON_CONFIG_DEFAULT = pytest.mark.xdist_group("config_default")
-
-
 @pytest.fixture(scope="session")
 def config_default(render) -> Rendered:
     """The default render's config repo after its own `make setup` (once per session)."""
@@ -231,7 +227,6 @@ def _make_test(config: Path, *make_args: str) -> str:
 
 
 @pytest.mark.slow
-@ON_CONFIG_DEFAULT
 def test_config_repo_make_test_default(config_default: Rendered) -> None:
     out = _make_test(config_default.config)
     assert re.search(r"checkov: kubernetes: [1-9]\d* passed, 0 failed", out)
@@ -241,7 +236,6 @@ def test_config_repo_make_test_default(config_default: Rendered) -> None:
 
 
 @pytest.mark.slow
-@ON_CONFIG_DEFAULT
 def test_config_repo_make_test_embedded(render, config_default: Rendered) -> None:
     project = render(
         "config-embedded",
@@ -259,7 +253,6 @@ def test_config_repo_make_test_embedded(render, config_default: Rendered) -> Non
 
 
 @pytest.mark.slow
-@ON_CONFIG_DEFAULT
 def test_config_repo_validation_catches_a_broken_overlay(render, config_default: Rendered) -> None:
     """The validator is not a rubber stamp: a privileged prod pod and 2 replicas fail it."""
     config = render("config-broken").config

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ON_INSTALLED_DEFAULT, Rendered, run
+from .conftest import Rendered, run
 
 ROC_AUC_FLOOR = 0.80  # the default data give ~0.85 with logistic regression
 
@@ -126,7 +126,6 @@ def sha256(path: Path) -> str:
 
 
 @pytest.mark.slow
-@ON_INSTALLED_DEFAULT
 def test_repro_is_fast_good_and_reproducible(installed_default: Rendered, git_identity_env) -> None:
     dev = installed_default.dev
     env = {**git_identity_env, "DVC_NO_ANALYTICS": "1"}

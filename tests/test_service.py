@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ON_INSTALLED_DEFAULT, Rendered, run
+from .conftest import Rendered, run
 
 
 def free_port() -> int:
@@ -85,7 +85,6 @@ def http(url: str, body: dict | None = None, headers: dict | None = None) -> tup
 
 
 @pytest.mark.slow
-@ON_INSTALLED_DEFAULT
 def test_make_serve_predicts_and_stops_cleanly(trained: Path, tmp_path: Path) -> None:
     schema = json.loads((trained / "models" / "features.json").read_text())
     port, metrics_port = free_port(), free_port()
@@ -146,7 +145,6 @@ def test_make_serve_predicts_and_stops_cleanly(trained: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-@ON_INSTALLED_DEFAULT
 def test_bench_command_is_wired_up(trained: Path) -> None:
     assert "bench" in run(["make", "help"], cwd=trained)
     slug = trained.name
@@ -193,7 +191,6 @@ IMAGE_TOOLS = ("buildah", "podman", "runc", "debootstrap")
 
 
 @pytest.mark.slow
-@ON_INSTALLED_DEFAULT
 def test_image_builds_and_runs_read_only_as_non_root(trained: Path, tmp_path_factory) -> None:
     missing = [tool for tool in IMAGE_TOOLS if shutil.which(tool) is None]
     if missing:
