@@ -231,7 +231,7 @@ class Service:
 
 
 class BodyTooLarge(Exception):
-    pass
+    """A streamed body passed MAX_BODY_BYTES while it was being read (→ 413)."""
 
 
 class Guard:

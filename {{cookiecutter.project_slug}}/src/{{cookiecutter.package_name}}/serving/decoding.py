@@ -32,6 +32,7 @@ three forms and the encoder agree on random records.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Annotated, Any, Literal
@@ -39,7 +40,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from ..features import COLUMN_PARSERS, CONVERTERS, FeatureSchema
+from ..features import COLUMN_PARSERS, CONVERTERS, Feature, FeatureSchema
 from .bodies import PACKED_DTYPE
 
 BATCH_KEY = "records"
@@ -103,6 +104,27 @@ def _describe(feature_kind: str, categories: tuple[str, ...]) -> str:
     if feature_kind == "numeric":
         return "a number"
     return f"a number or a {feature_kind} string"
+
+
+def _expected(feature: Feature) -> str:
+    """What a value of ``feature`` may be, for an error message."""
+    return _describe(feature.kind, feature.categories) + (" or null" if feature.nullable else "")
+
+
+def _split_error(text: str) -> tuple[str, str]:
+    """A msgspec validation error → ``(message, JSON path)``, the path ``$`` at the top level."""
+    message, _, path = text.partition(" - at `")
+    return message, path.rstrip("`") or "$"
+
+
+def _named_field(message: str) -> tuple[str | None, str]:
+    """An unknown or missing field is named in the message, not the path: ``(name, message)``
+    with the name quoted the Python way, or ``(None, message)`` for any other error."""
+    named = _NAMED_RE.search(message)
+    if named and ("unknown field" in message or "missing required field" in message):
+        name = named["field"]
+        return name, message.replace(f"`{name}`", repr(name))
+    return None, message
 
 
 PACKED_HELP = "or packed: one base64 string of little-endian float64 values, NaN for missing"
@@ -309,9 +331,7 @@ class RequestDecoder:
             raise InvalidInput(
                 [FieldError(COLUMNS_KEY, "no columns: give at least one feature's column")]
             )
-        counts: dict[int, int] = {}
-        for length in lengths.values():
-            counts[length] = counts.get(length, 0) + 1
+        counts = Counter(lengths.values())
         if len(counts) > 1:
             # The most common length (the first column's on a tie) is taken as the batch's.
             first = next(iter(lengths.values()))
@@ -451,17 +471,15 @@ class RequestDecoder:
 
     def _column_error(self, text: str) -> FieldError:
         """A msgspec error on ``{"columns": {...}}`` → the column (field) and row it names."""
-        message, _, path = text.partition(" - at `")
-        path = path.rstrip("`") or "$"
+        message, path = _split_error(text)
         if path == "$":
             return self._field_error(text)  # the top level: unknown key, not an object, ...
         match = _COLUMN_PATH_RE.match(path)
         field_name = match["field"] if match else None
         row = int(match["row"]) if match and match["row"] is not None else None
-        named = _NAMED_RE.search(message)
-        if named and ("unknown field" in message or "missing required field" in message):
-            field_name = named["field"]  # reported at $.columns: the column is in the message
-            message = message.replace(f"`{field_name}`", repr(field_name))
+        named, message = _named_field(message)
+        if named is not None:
+            field_name = named  # reported at $.columns: the column is in the message
             if "missing" in message:
                 message = f"required column is missing ({message})"
         feature = self.kinds.get(field_name or "")
@@ -472,8 +490,7 @@ class RequestDecoder:
         elif feature is not None and "length" in message and row is None:
             message = f"a column must hold between 1 and {self.max_rows} values ({message})"
         elif feature is not None and message.startswith(("Expected", "Invalid enum")):
-            what = _describe(feature.kind, feature.categories)
-            what += " or null" if feature.nullable else ""
+            what = _expected(feature)
             if row is None:  # the column itself is not an array
                 what = f"an array of values, each {what}"
                 what += f", {PACKED_HELP}" if feature.kind != "categorical" else ""
@@ -481,27 +498,17 @@ class RequestDecoder:
         return FieldError(field_name, message.replace("`", "'"), row)
 
     def _field_error(self, text: str) -> FieldError:
-        message, _, path = text.partition(" - at `")
-        path = path.rstrip("`") or "$"
+        message, path = _split_error(text)
         match = _PATH_RE.match(path)
         row = field_name = None
         if match:
             row = int(match["row"]) if match["row"] is not None else None
             field_name = match["field"]
-        named = _NAMED_RE.search(message)
-        if named and ("unknown field" in message or "missing required field" in message):
-            field_name = named["field"]
-            message = message.replace(f"`{field_name}`", repr(field_name))
-        if field_name in self.kinds:
-            feature = self.kinds[field_name]
-            if message.startswith(("Expected", "Invalid enum")):
-                message = (
-                    f"expected {_describe(feature.kind, feature.categories)}"
-                    + (" or null" if feature.nullable else "")
-                    + f" ({message})"
-                )
-        if field_name is None and path == "$":
-            field_name = None
+        named, message = _named_field(message)
+        if named is not None:
+            field_name = named
+        if field_name in self.kinds and message.startswith(("Expected", "Invalid enum")):
+            message = f"expected {_expected(self.kinds[field_name])} ({message})"
         if path.startswith("$.records") and field_name is None and row is None:
             field_name = BATCH_KEY
             if "length" in message:
