@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import bench
-from {{ cookiecutter.package_name }}.bench import sample_records
+from {{ cookiecutter.package_name }}.bench import packed_columns, sample_records
 from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
 from {{ cookiecutter.package_name }}.monitoring.drift import read_samples
 from {{ cookiecutter.package_name }}.serving.app import Guard, Service, create_app
@@ -140,7 +140,7 @@ def test_packed_columns_give_the_same_predictions_as_records(
     client, service, schema, records
 ) -> None:
     by_rows = client.post("/v1/predict", json={"records": records}, headers=HEADERS)
-    body = json.dumps(as_columns(records, packed=numeric_names(schema))).encode()
+    body = json.dumps(packed_columns(schema, records)).encode()
     assert len(body) > service.settings.offload_body_bytes  # the worker-thread path
     packed = client.post("/v1/predict", content=body, headers=HEADERS)
     assert by_rows.status_code == packed.status_code == 200, packed.text
@@ -154,7 +154,7 @@ def test_packed_columns_give_the_same_predictions_as_records(
 def test_packed_bad_values_are_422_naming_field_and_row(
     client, schema, records, values, row, says
 ) -> None:
-    payload = as_columns(records[:3], packed=numeric_names(schema))
+    payload = packed_columns(schema, records[:3])
     name = numeric_names(schema)[0]
     payload["columns"][name] = pack_column(values)
     field = one_field(column_error(client, payload))
@@ -165,7 +165,7 @@ def test_packed_bad_values_are_422_naming_field_and_row(
 def test_packed_columns_that_are_not_float64_are_422_naming_them(
     client, schema, records, text
 ) -> None:
-    payload = as_columns(records[:3], packed=numeric_names(schema))
+    payload = packed_columns(schema, records[:3])
     name = numeric_names(schema)[-1]
     payload["columns"][name] = text
     assert one_field(column_error(client, payload))["field"] == name
@@ -715,7 +715,7 @@ def test_prediction_samples_for_the_drift_job_are_opt_in(
     assert [json.loads(line)["features"] for line in lines] == records[:5]
 
     caplog.clear()  # packed columns log the numbers they hold, not base64 text
-    packed = as_columns(records[:5], packed=numeric_names(service.schema))
+    packed = packed_columns(service.schema, records[:5])
     with (
         TestClient(create_app(service)) as sampled,
         caplog.at_level(logging.INFO, logger=SAMPLE_LOGGER),
