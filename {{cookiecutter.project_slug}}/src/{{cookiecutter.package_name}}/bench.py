@@ -377,9 +377,9 @@ def bench_decoders(schema: FeatureSchema, batch_rows: int, model_dir: Path) -> N
     """In-process: msgspec RequestDecoder vs json.loads + Encoder.encode_records, and each stage
     of a ``batch_rows`` batch in both forms (best of a few runs each, one CPU, no HTTP)."""
     from .features import Encoder
-    from .serving.app import batch_response
     from .serving.decoding import RequestDecoder
     from .serving.model import Model
+    from .serving.responses import batch_response
 
     records = sample_records(schema, batch_rows, seed=1)
     one = json.dumps(records[0]).encode()

@@ -23,12 +23,28 @@ import numpy as np
 SCHEMA_VERSION = 1
 KINDS = ("numeric", "money", "percent", "categorical")
 
+# Text parsing. Every pattern here runs in linear time on any input: the values come from HTTP
+# clients and raw data files, and a backtracking pattern (adjacent unbounded quantifiers over
+# the same characters) lets one 300-byte string hold the GIL for seconds. So: every quantifier
+# that could give characters back is possessive (``*+``, ``++``, ``?+``), digits are ASCII only
+# (``re.ASCII``: no Arabic-Indic or fullwidth digits), and a text longer than MAX_TEXT_CHARS is
+# refused before any pattern sees it. tests/unit/test_parsers.py times them on hostile inputs.
+MAX_TEXT_CHARS = 64  # "$999,999,999,999.99" is 19 characters
+ASCII_SPACE = " \t\n\r\f\v"
+
+_NUMBER = r"(?:[0-9]{1,3}+(?:,[0-9]{3})++(?:\.[0-9]++)?+|[0-9]++(?:\.[0-9]++)?+|\.[0-9]++)"
 # "$1,234.56", "-$1,234.56", "($12,000)" (accounting negative), "12000", " $ 7 ".
-_MONEY_RE = re.compile(
-    r"^(?P<open>\()?\s*(?P<sign>-)?\s*\$?\s*(?P<num>\d[\d,]*(\.\d+)?|\.\d+)\s*(?P<close>\))?$"
+_MONEY_RE = re.compile(rf"\s*+(\()?+\s*+(-)?+\s*+\$?+\s*+({_NUMBER})\s*+(\))?+\s*+", re.ASCII)
+# The same shape with a loose number, to tell a misplaced separator from other mistakes.
+_MONEY_LOOSE_RE = re.compile(
+    r"\s*+(?P<open>\()?+\s*+(?P<sign>-)?+\s*+\$?+\s*+(?P<num>[0-9][0-9,]*+(?:\.[0-9]++)?+|\.[0-9]++)"
+    r"\s*+(?P<close>\))?+\s*+",
+    re.ASCII,
 )
-_GROUPED_RE = re.compile(r"^\d{1,3}(,\d{3})*(\.\d+)?$|^\d+(\.\d+)?$|^\.\d+$")
-_PERCENT_RE = re.compile(r"^(?P<num>-?\d+(\.\d+)?)\s*%$")
+_PERCENT_RE = re.compile(r"\s*+(-?+[0-9]++(?:\.[0-9]++)?+)\s*+%\s*+", re.ASCII)
+_DECIMAL_RE = re.compile(
+    r"\s*+[-+]?+(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][-+]?+[0-9]++)?+\s*+", re.ASCII
+)
 
 
 class EncodingError(ValueError):
@@ -42,12 +58,23 @@ class EncodingError(ValueError):
         self.message = message
 
 
-# One-pass form of the rules below, for the common well-formed case (the service parses a
-# money column of a 10,000-row batch per request). Anything it rejects goes through the
-# step-by-step checks, which accept exactly the same strings and say what is wrong.
-_MONEY_FAST_RE = re.compile(
-    r"\s*(\()?\s*(-)?\s*\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)\s*(\))?\s*\Z"
-)
+def preview(text: str, limit: int = 40) -> str:
+    """``repr`` of a value for an error message, cut short: a client may send megabytes."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+
+
+def is_blank(text: str) -> bool:
+    """A money/percent/number text that means "missing": empty or ASCII whitespace only.
+
+    Training (``data/cleaning.py``) and serving (``serving/decoding.py``) both ask this one
+    function, so a blank value is missing in both or in neither.
+    """
+    return not text.strip(ASCII_SPACE)
+
+
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"not {what}: {len(text)} characters, at most {MAX_TEXT_CHARS} are read")
 
 
 def parse_money(text: str) -> float:
@@ -55,33 +82,43 @@ def parse_money(text: str) -> float:
 
     Raises ``ValueError`` for anything else (never returns NaN for a malformed value).
     """
-    fast = _MONEY_FAST_RE.match(text)
-    if fast is not None and (fast[1] is None) == (fast[4] is None) and not (fast[1] and fast[2]):
-        number = fast[3]
-        value = float(number.replace(",", "") if "," in number else number)
-        return -value if (fast[1] or fast[2]) else value
-    return _parse_money_checked(text)
+    _check_length(text, "a money amount")
+    match = _MONEY_RE.fullmatch(text)
+    if match is None or (match[1] is None) != (match[4] is None) or (match[1] and match[2]):
+        raise ValueError(_money_mistake(text))
+    number = match[3]
+    value = float(number.replace(",", "") if "," in number else number)
+    return -value if (match[1] or match[2]) else value
 
 
-def _parse_money_checked(text: str) -> float:
-    match = _MONEY_RE.match(text.strip())
+def _money_mistake(text: str) -> str:
+    """Why ``text`` is not a money amount, for the error message (only on the error path)."""
+    match = _MONEY_LOOSE_RE.fullmatch(text)
     if not match or bool(match["open"]) != bool(match["close"]):
-        raise ValueError(f"not a money amount: {text!r}")
+        return f"not a money amount: {preview(text)}"
     if match["open"] and match["sign"]:
-        raise ValueError(f"not a money amount (two negative signs): {text!r}")
-    number = match["num"]
-    if not _GROUPED_RE.match(number):
-        raise ValueError(f"not a money amount (misplaced thousands separator): {text!r}")
-    value = float(number.replace(",", ""))
-    return -value if (match["open"] or match["sign"]) else value
+        return f"not a money amount (two negative signs): {preview(text)}"
+    return f"not a money amount (misplaced thousands separator): {preview(text)}"
 
 
 def parse_percent(text: str) -> float:
     """Parse a percent string: ``"67%"`` → 67.0. Raises ``ValueError`` otherwise."""
-    match = _PERCENT_RE.match(text.strip())
+    _check_length(text, "a percentage")
+    match = _PERCENT_RE.fullmatch(text)
     if not match:
-        raise ValueError(f"not a percentage: {text!r}")
-    return float(match["num"])
+        raise ValueError(f"not a percentage: {preview(text)}")
+    return float(match[1])
+
+
+def parse_number(text: str) -> float:
+    """Parse a plain number written as text (a raw CSV or SQL ``TEXT`` cell): ``"-1.5e3"``.
+
+    Stricter than ``float()``, which also reads "nan", "inf", "1_000" and non-ASCII digits.
+    """
+    _check_length(text, "a number")
+    if _DECIMAL_RE.fullmatch(text) is None:
+        raise ValueError(f"not a number: {preview(text)}")
+    return float(text)
 
 
 # Whole-column forms of the two parsers, for a batch's money/percent columns. They recognise
@@ -89,15 +126,21 @@ def parse_percent(text: str) -> float:
 # whitespace, the same grouping and sign rules), where the parsed value is plainly the text
 # without "$", "," and "%", with "(...)" read as a minus sign. One regex checks the whole
 # column joined by newlines (which that subset cannot contain) and one ``float()`` per value
-# converts it. Anything else - spaces, other digits, a single bad value - falls back to the
+# converts it. Anything else - spaces, a long value, a single bad value - falls back to the
 # per-value parser, so the accepted strings, the values and the error messages stay those of
 # ``parse_money``/``parse_percent`` (``tests/unit/test_serving_units.py`` checks they agree).
-_AMOUNT = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-_MONEY_LINE = rf"(?:\(\$?{_AMOUNT}\)|-?\$?{_AMOUNT})"
-_MONEY_COLUMN_RE = re.compile(rf"(?:(?:{_MONEY_LINE})?\n)*(?:{_MONEY_LINE})?", re.ASCII)
+# Every line is at most MAX_TEXT_CHARS long, so the fast path accepts nothing the per-value
+# parser would refuse for its length.
+_SHORT = rf"(?=[^\n]{{0,{MAX_TEXT_CHARS}}}+(?:\n|\Z))"
+_MONEY_LINE = rf"(?:\(\$?+{_NUMBER}\)|-?+\$?+{_NUMBER})"
+_MONEY_COLUMN_RE = re.compile(
+    rf"(?:{_SHORT}(?:{_MONEY_LINE})?+\n)*+{_SHORT}(?:{_MONEY_LINE})?+", re.ASCII
+)
 _MONEY_TO_FLOAT = str.maketrans({"$": None, ",": None, "(": "-", ")": None})
-_PERCENT_LINE = r"-?\d+(?:\.\d+)?%"
-_PERCENT_COLUMN_RE = re.compile(rf"(?:(?:{_PERCENT_LINE})?\n)*(?:{_PERCENT_LINE})?", re.ASCII)
+_PERCENT_LINE = r"-?+[0-9]++(?:\.[0-9]++)?+%"
+_PERCENT_COLUMN_RE = re.compile(
+    rf"(?:{_SHORT}(?:{_PERCENT_LINE})?+\n)*+{_SHORT}(?:{_PERCENT_LINE})?+", re.ASCII
+)
 _PERCENT_TO_FLOAT = str.maketrans({"%": None})
 
 
@@ -106,7 +149,7 @@ def _parse_column(
 ) -> list[float]:
     joined = "\n".join(texts)  # TypeError if a value is not a string
     if whole.fullmatch(joined) is None or joined.count("\n") != len(texts) - 1:
-        return [one(text) if text else math.nan for text in texts]
+        return [math.nan if is_blank(text) else one(text) for text in texts]
     lines = joined.translate(table).split("\n")
     distinct = dict.fromkeys(lines)
     if len(distinct) * 2 > len(lines):
@@ -117,14 +160,16 @@ def _parse_column(
 
 
 def parse_money_column(texts: Sequence[str]) -> list[float]:
-    """``[parse_money(t) for t in texts]`` with "" read as missing (NaN), as the encoder reads
-    it; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a non-string."""
+    """``[parse_money(t) for t in texts]`` with blanks read as missing (NaN), as the encoder
+    reads them; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a
+    non-string."""
     return _parse_column(texts, _MONEY_COLUMN_RE, _MONEY_TO_FLOAT, parse_money)
 
 
 def parse_percent_column(texts: Sequence[str]) -> list[float]:
-    """``[parse_percent(t) for t in texts]`` with "" read as missing (NaN), as the encoder reads
-    it; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a non-string."""
+    """``[parse_percent(t) for t in texts]`` with blanks read as missing (NaN), as the encoder
+    reads them; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a
+    non-string."""
     return _parse_column(texts, _PERCENT_COLUMN_RE, _PERCENT_TO_FLOAT, parse_percent)
 
 
@@ -230,7 +275,9 @@ Converter = Callable[[Any], float]
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+    if isinstance(value, str):
+        return is_blank(value)
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _finite(value: float) -> float:
@@ -257,10 +304,7 @@ def _text_or_number(parse: Callable[[str], float]) -> Converter:
 def _numeric(value: Any) -> float:
     # Raw CSV data arrives as text; JSON as numbers. Both are accepted, nothing else.
     if isinstance(value, str):
-        try:
-            return _finite(float(value))
-        except ValueError:
-            raise ValueError(f"not a number: {value!r}") from None
+        return _finite(parse_number(value))
     return _number(value)
 
 

@@ -10,127 +10,27 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }}.bench import sample_records, wait_ready
-from {{ cookiecutter.package_name }}.features import FeatureSchema
+from service_support import (
+    HEADERS,
+    KEY,
+    REPO,
+    partial_request,
+    read_response,
+    request,
+    sample_row,
+    server,
+)
 
 pytestmark = pytest.mark.integration
-
-KEY = "integration-key"
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    port: int
-    metrics_port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
-
-
-def request(
-    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict, bytes]:
-    req = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
-        url, data=body, headers=headers or {}, method="POST" if body is not None else "GET"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - 127.0.0.1
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-def env_for(model_dir: Path, port: int, metrics_port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"API_KEYS", "AUTH_DISABLED"}}
-    env.update(
-        HOST="127.0.0.1",
-        PORT=str(port),
-        METRICS_PORT=str(metrics_port),
-        MODEL_DIR=str(model_dir),
-        API_KEYS=KEY,
-        **extra,
-    )
-    return env
-
-
-@contextmanager
-def server(model_dir: Path, tmp_path: Path, **extra: str) -> Iterator[Server]:
-    port, metrics_port = free_port(), free_port()
-    log = tmp_path / f"server-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "{{ cookiecutter.package_name }}.cli", "serve"],
-            env=env_for(model_dir, port, metrics_port, **extra),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(proc, port, metrics_port, log)
-    try:
-        wait_ready(f"{srv.url}/health/ready", proc, log, timeout=60)
-        yield srv
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def partial_request(port: int, body: bytes, sent: int, path: str = "/v1/predict") -> socket.socket:
-    """Send the headers and only ``sent`` bytes of the body: the request stays in flight."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"X-API-Key: {KEY}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode()
-    sock.sendall(head + body[:sent])
-    return sock
-
-
-def read_response(sock: socket.socket) -> tuple[int, bytes]:
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    sock.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 @pytest.fixture(scope="module")
 def row(served_model_dir: Path) -> bytes:
-    schema = FeatureSchema.load(served_model_dir / "features.json")
-    return json.dumps(sample_records(schema, 1, seed=11)[0]).encode()
-
-
-HEADERS = {"X-API-Key": KEY, "Content-Type": "application/json"}
+    return sample_row(served_model_dir)
 
 
 def test_serves_predictions_metrics_and_json_logs(served_model_dir, tmp_path, row) -> None:
@@ -215,14 +115,6 @@ def test_overload_is_shed_while_health_and_metrics_answer(served_model_dir, tmp_
         assert request(f"{srv.url}/v1/predict", row, HEADERS)[0] == 200
 
 
-def test_slow_request_times_out_with_504(served_model_dir, tmp_path, row) -> None:
-    with server(served_model_dir, tmp_path, REQUEST_TIMEOUT_S="0.5") as srv:
-        slow = partial_request(srv.port, row, sent=10)
-        status, body = read_response(slow)  # the server answers without the rest of the body
-        assert status == 504 and json.loads(body)["error"]["code"] == "timeout"
-        assert request(f"{srv.url}/v1/predict", row, HEADERS)[0] == 200
-
-
 def test_streamed_body_over_the_limit_is_413(served_model_dir, tmp_path) -> None:
     with server(served_model_dir, tmp_path, MAX_BODY_BYTES="4096") as srv:
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
@@ -237,40 +129,6 @@ def test_streamed_body_over_the_limit_is_413(served_model_dir, tmp_path) -> None
         except OSError:
             pass  # the server may close after answering 413
         assert read_response(sock)[0] == 413
-
-
-@pytest.mark.parametrize(
-    ("env", "code", "message"),
-    [({"API_KEYS": ""}, 2, "API_KEYS"), ({"MODEL_DIR": "/nonexistent-model-dir"}, 1, "dvc repro")],
-)
-def test_refuses_to_start(served_model_dir, env, code, message) -> None:
-    full = env_for(served_model_dir, free_port(), free_port())
-    full.update(env)
-    proc = subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}.cli", "serve"],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == code
-    assert message in proc.stdout + proc.stderr
-
-
-def test_a_model_that_cannot_load_exits_1(served_model_dir, tmp_path) -> None:
-    broken = tmp_path / "models"
-    broken.mkdir()
-    shutil.copy(served_model_dir / "features.json", broken / "features.json")
-    (broken / "model.onnx").write_bytes(b"not an onnx model")
-    proc = subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}.cli", "serve"],
-        env=env_for(broken, free_port(), free_port()),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1, proc.stdout[-2000:]
-    assert "model load failed" in proc.stdout and "different exports" in proc.stdout
 
 
 @pytest.mark.skipif(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.data.cleaning import CleaningError, clean_frame
-from {{ cookiecutter.package_name }}.data.contract import Contract
+from {{ cookiecutter.package_name }}.data.contract import Contract, SchemaError, validate
 
 CONTRACT = Contract(
     target="y",
@@ -84,3 +84,27 @@ def test_numbers_pass_through_and_categoricals_are_stripped() -> None:
     assert out["x12"].tolist()[0] == 5.0
     assert out["x5"].tolist() == ["Monday", None]
     assert out["x1"].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [[0, 1, 1], [True, False, True], ["1", "0", "True"], [" true", "FALSE", "1"], [1.0, 0.0, 1.0]],
+)
+def test_binary_labels_in_any_common_spelling_become_0_and_1(labels) -> None:
+    contract = Contract(target="y")
+    out = clean_frame(pd.DataFrame({"y": labels}, dtype=object), contract)
+    assert out["y"].dtype == "int64" and out["y"].tolist() == [
+        1 if str(v).strip().lower() in {"1", "1.0", "true"} else 0 for v in labels
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "row", "shown"),
+    [([1, 0, "yes"], 2, "'yes'"), (["1", "True", "0", 2], 3, "2"), (["0", "1", None, "1"], 2, "")],
+)
+def test_the_contract_names_the_row_of_a_bad_label(labels, row, shown) -> None:
+    contract = Contract(target="y")
+    frame = clean_frame(pd.DataFrame({"y": labels, "x1": 1.0}, dtype=object), contract)
+    with pytest.raises(SchemaError) as caught:
+        validate(frame, contract)
+    assert f"row {row}" in str(caught.value) and shown in str(caught.value)

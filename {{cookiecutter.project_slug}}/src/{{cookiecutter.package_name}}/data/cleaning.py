@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..features import parse_money, parse_percent
+from ..features import ASCII_SPACE, is_blank, parse_money, parse_number, parse_percent, preview
 from .contract import Contract
 
 
@@ -23,7 +23,8 @@ class CleaningError(ValueError):
 
     def __init__(self, column: str, value: Any, row: int, reason: str):
         self.column, self.value, self.row = column, value, row
-        super().__init__(f"column {column!r}, row {row}: cannot clean {value!r} ({reason})")
+        shown = preview(value) if isinstance(value, str) else repr(value)
+        super().__init__(f"column {column!r}, row {row}: cannot clean {shown} ({reason})")
 
 
 def _is_missing(value: Any) -> bool:
@@ -31,11 +32,7 @@ def _is_missing(value: Any) -> bool:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
-    return isinstance(value, str) and not value.strip()
-
-
-def _parse_number(text: str) -> float:
-    return float(text)
+    return isinstance(value, str) and is_blank(value)
 
 
 def _convert(column: str, values: pd.Series, parse: Callable[[str], float]) -> pd.Series:
@@ -64,12 +61,39 @@ def _categorical(values: pd.Series) -> pd.Series:
     return pd.Series(cleaned, index=values.index, name=values.name, dtype="object")
 
 
+# The spellings of a binary label that files and databases produce (a CSV column holding both
+# "1" and "True" is read as text; a SQL BOOLEAN arrives as bool).
+_LABELS = {"0": 0, "1": 1, "false": 0, "true": 1, "0.0": 0, "1.0": 1}
+
+
+def _label(value: Any) -> Any:
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, str):
+        return _LABELS.get(value.strip(ASCII_SPACE).lower(), value)
+    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+        return int(value)
+    return value  # missing or not a label: left for the contract to report with its row
+
+
+def _target(values: pd.Series) -> pd.Series:
+    """0/1 labels as int64; a value that is no label stays as it is, for ``validate`` to name."""
+    if pd.api.types.is_integer_dtype(values) and not values.isna().any():
+        return values
+    labels = [_label(v) for v in values.tolist()]
+    if all(isinstance(v, int) for v in labels):
+        return pd.Series(labels, index=values.index, name=values.name, dtype="int64")
+    return pd.Series(labels, index=values.index, name=values.name, dtype="object")
+
+
 def clean_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """Clean every contract column present in ``frame``; other columns are left as they are.
 
     Numeric feature columns that arrive as text (e.g. from a SQL ``TEXT`` column) are parsed too.
     """
     out = frame.copy()
+    if contract.target in out:
+        out[contract.target] = _target(out[contract.target])
     for column in contract.money:
         if column in out:
             out[column] = _convert(column, out[column], parse_money)
@@ -83,5 +107,5 @@ def clean_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         out[contract.group] = _categorical(out[contract.group])
     for column in contract.feature_columns(out.columns):
         if contract.kind(column) == "numeric" and not pd.api.types.is_numeric_dtype(out[column]):
-            out[column] = _convert(column, out[column], _parse_number)
+            out[column] = _convert(column, out[column], parse_number)
     return out

@@ -149,7 +149,8 @@ def validate(frame: pd.DataFrame, contract: Contract) -> None:
         target = frame[contract.target]
         if target.isna().any():
             problems.append(
-                f"target {contract.target!r} has {int(target.isna().sum())} missing values"
+                f"target {contract.target!r} has {int(target.isna().sum())} missing values, "
+                f"the first in row {int(np.flatnonzero(target.isna().to_numpy())[0])}"
             )
         else:
             bad = ~target.isin([0, 1])

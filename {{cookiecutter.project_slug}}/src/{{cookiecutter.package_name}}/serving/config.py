@@ -54,6 +54,19 @@ class Settings:
     # precision; the default leaves room for that and refuses anything larger before parsing.
     max_body_bytes: int = 32 * 1024 * 1024
     max_concurrency: int = 64
+    # Request bodies held in memory at once, in bytes: past it, 503 + Retry-After. A decoded
+    # 10,000-record batch needs several times its body in memory, so the default (two
+    # maximum-size bodies) keeps the pod well inside its 1 GiB limit (docs/serving.md has the
+    # measurement); it must be at least MAX_BODY_BYTES, or no maximum-size body could pass.
+    body_budget_bytes: int = 64 * 1024 * 1024
+    # The server's own HTTP limits (serving/protocol.py): an ingress may add its own.
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 20.0
+    # An idle connection (a new one, or keep-alive after a response) is closed after this.
+    keep_alive_s: float = 5.0
+    # From the end of the request body to the end of the answer (504 after it).
     request_timeout_s: float = 10.0
     # Seconds between SIGTERM (readiness → 503) and closing the listener. Kubernetes removes the
     # pod from its endpoints meanwhile; the preStop hook usually covers it, so 0 by default.
@@ -86,6 +99,12 @@ class Settings:
             max_batch_rows=int(_number(env, "MAX_BATCH_ROWS", cls.max_batch_rows, int, 1)),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes, int, 1)),
             max_concurrency=int(_number(env, "MAX_CONCURRENCY", cls.max_concurrency, int, 1)),
+            body_budget_bytes=int(_number(env, "BODY_BUDGET_BYTES", cls.body_budget_bytes, int, 1)),
+            max_header_bytes=int(_number(env, "MAX_HEADER_BYTES", cls.max_header_bytes, int, 1024)),
+            max_headers=int(_number(env, "MAX_HEADERS", cls.max_headers, int, 8)),
+            header_timeout_s=_number(env, "HEADER_TIMEOUT_S", cls.header_timeout_s, float, 0.1),
+            body_timeout_s=_number(env, "BODY_TIMEOUT_S", cls.body_timeout_s, float, 0.1),
+            keep_alive_s=_number(env, "KEEP_ALIVE_S", cls.keep_alive_s, float, 0.1),
             request_timeout_s=_number(
                 env, "REQUEST_TIMEOUT_S", cls.request_timeout_s, float, 0.001
             ),
@@ -104,6 +123,12 @@ class Settings:
         return settings
 
     def check(self) -> None:
+        if self.body_budget_bytes < self.max_body_bytes:
+            raise ConfigError(
+                f"BODY_BUDGET_BYTES={self.body_budget_bytes} is below MAX_BODY_BYTES="
+                f"{self.max_body_bytes}: no body of the maximum size could ever be served; raise "
+                "BODY_BUDGET_BYTES or lower MAX_BODY_BYTES"
+            )
         if self.prediction_sample_rate > 1:
             raise ConfigError("PREDICTION_SAMPLE_RATE must be between 0 and 1")
         if not self.api_keys and not self.auth_disabled:

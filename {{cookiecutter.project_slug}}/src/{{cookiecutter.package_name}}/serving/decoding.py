@@ -40,8 +40,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from ..features import COLUMN_PARSERS, CONVERTERS, Feature, FeatureSchema
-from .bodies import PACKED_DTYPE
+from ..features import COLUMN_PARSERS, CONVERTERS, MAX_TEXT_CHARS, Feature, FeatureSchema, is_blank
+from .bodies import PACKED_DTYPE, unpack_column
 
 BATCH_KEY = "records"
 COLUMNS_KEY = "columns"
@@ -67,11 +67,15 @@ class FieldError:
 
 
 _NAN = float("nan")
+# The model's input is float32: a JSON number beyond its range is refused while parsing (and
+# the OpenAPI document says so), instead of becoming an infinity.
+_F32_MAX = float(np.finfo(np.float32).max)
+FLOAT32 = Annotated[float, msgspec.Meta(ge=-_F32_MAX, le=_F32_MAX)]
 
 
 def _missing_or(parse: Any, value: Any) -> float:
-    """Money/percent value: NaN when missing ("" too, as in training), else parsed."""
-    if value is None or value == "":
+    """Money/percent value: NaN when missing (a blank string too, as in training), else parsed."""
+    if value is None or (value.__class__ is str and is_blank(value)):
         return _NAN
     return parse(value)
 
@@ -114,6 +118,8 @@ def _expected(feature: Feature) -> str:
 def _split_error(text: str) -> tuple[str, str]:
     """A msgspec validation error → ``(message, JSON path)``, the path ``$`` at the top level."""
     message, _, path = text.partition(" - at `")
+    if repr(_F32_MAX) in message:  # the FLOAT32 bounds
+        message = f"number is out of the float32 range ({message})"
     return message, path.rstrip("`") or "$"
 
 
@@ -125,6 +131,53 @@ def _named_field(message: str) -> tuple[str | None, str]:
         name = named["field"]
         return name, message.replace(f"`{name}`", repr(name))
     return None, message
+
+
+@dataclass
+class Decoded:
+    """A decoded body: the model's input tensor, and the rows as the client sent them (for the
+    sampled prediction log), read from the parsed body instead of parsing it twice."""
+
+    tensor: np.ndarray
+    form: str  # RECORD, RECORDS or COLUMNS
+    parsed: Any
+    names: list[str]  # feature name of each struct field, in field order
+    _columns: list[Any] | None = None
+
+    @property
+    def is_batch(self) -> bool:
+        return self.form != RECORD
+
+    def record(self, row: int) -> dict[str, Any]:
+        """Row ``row`` as ``{feature: value}`` (None where missing; packed numbers as floats)."""
+        if self.form == COLUMNS:
+            if self._columns is None:
+                self._columns = [
+                    unpack_column(c) if c.__class__ is bytes else c
+                    for c in msgspec.structs.astuple(self.parsed.columns)
+                ]
+            return {
+                name: None if column is None else column[row]
+                for name, column in zip(self.names, self._columns, strict=True)
+            }
+        struct = self.parsed.records[row] if self.form == RECORDS else self.parsed
+        return dict(zip(self.names, msgspec.structs.astuple(struct), strict=True))
+
+
+# Base64 of whole little-endian float64 values (8 bytes each): 24 bytes are 32 characters, and
+# a remainder of 8 or 16 bytes ends in "=" or "==" after a character whose unused low bits are
+# zero. Fixed-size groups only, so the pattern is linear; it goes into the OpenAPI document (the
+# server checks the same thing by decoding), so generated clients and fuzzers send real columns.
+_B64 = "[A-Za-z0-9+/]"
+PACKED_PATTERN = (
+    rf"^(?:{_B64}{{32}})*(?:{_B64}{{32}}|{_B64}{{10}}[AEIMQUYcgkosw048]=|{_B64}{{21}}[AQgw]==)$"
+)
+
+
+def _packed_meta(max_rows: int) -> msgspec.Meta:
+    longest = 4 * -(-max_rows * PACKED_DTYPE.itemsize // 3)  # base64 length of max_rows values
+    schema = {"pattern": PACKED_PATTERN, "minLength": 12, "maxLength": longest}
+    return msgspec.Meta(extra_json_schema=schema)
 
 
 PACKED_HELP = "or packed: one base64 string of little-endian float64 values, NaN for missing"
@@ -180,19 +233,21 @@ class RequestDecoder:
         column_fields = []
         rename = {}
         rows = msgspec.Meta(min_length=1, max_length=max_rows)
+        packed = Annotated[bytes, _packed_meta(max_rows)]
         for i, f in enumerate(ordered):
             if f.kind == "numeric":
-                typ: Any = float
+                typ: Any = FLOAT32
             elif f.kind == "categorical":
                 typ = Literal[f.categories]  # type: ignore[valid-type]
             else:
-                typ = float | str
+                # Capped before any parser sees it: msgspec refuses a longer string in C.
+                typ = FLOAT32 | Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
             attr = f"f{i}"
             rename[attr] = f.name
             value = typ | None if f.nullable else typ
             column: Any = Annotated[list[value], rows]  # type: ignore[valid-type]
             if f.kind != "categorical":
-                column = column | bytes  # packed float64 values (base64 in JSON)
+                column = column | packed  # float64 values, base64 in JSON
             if f.nullable:
                 struct_fields.append((attr, value, None))
                 # A left-out nullable column is all missing; an explicit null is no column.
@@ -201,7 +256,7 @@ class RequestDecoder:
                 struct_fields.append((attr, value))
                 column_fields.append((attr, column))
         self.Record = msgspec.defstruct(
-            "Record",
+            "PredictionRecord",
             struct_fields,
             kw_only=True,
             forbid_unknown_fields=True,
@@ -210,10 +265,10 @@ class RequestDecoder:
         )
         records_type = Annotated[list[self.Record], msgspec.Meta(min_length=1, max_length=max_rows)]  # type: ignore[name-defined]
         self.Batch = msgspec.defstruct(
-            "Batch", [(BATCH_KEY, records_type)], forbid_unknown_fields=True
+            "PredictionBatch", [(BATCH_KEY, records_type)], forbid_unknown_fields=True
         )
         self.Columns = msgspec.defstruct(
-            "Columns",
+            "PredictionColumns",
             column_fields,
             kw_only=True,
             forbid_unknown_fields=True,
@@ -221,7 +276,7 @@ class RequestDecoder:
             gc=False,  # lists of scalars only: no reference cycles
         )
         self.ColumnBatch = msgspec.defstruct(
-            "ColumnBatch", [(COLUMNS_KEY, self.Columns)], forbid_unknown_fields=True
+            "PredictionColumnBatch", [(COLUMNS_KEY, self.Columns)], forbid_unknown_fields=True
         )
         self._single = msgspec.json.Decoder(self.Record)
         self._batch = msgspec.json.Decoder(self.Batch)
@@ -230,14 +285,16 @@ class RequestDecoder:
         self._names = [f.name for f in ordered]  # struct field order
 
     # -- public API ------------------------------------------------------------------------
+    def decode_body(self, body: bytes) -> Decoded:
+        """The body's tensor and rows; raises MalformedBody / InvalidInput."""
+        form, parsed = self.parse(body)
+        tensor, _ = self.to_tensor(form, parsed)
+        return Decoded(tensor, form, parsed, self._names)
+
     def decode(self, body: bytes) -> tuple[np.ndarray, bool]:
         """Return ``(tensor [n, n_inputs] float32, is_batch)``; raise MalformedBody/InvalidInput."""
-        tensor, form = self.to_tensor(*self.parse(body))
-        return tensor, form != RECORD
-
-    def decode_form(self, body: bytes) -> tuple[np.ndarray, str]:
-        """Return ``(tensor, form)`` with form ``"record"``, ``"records"`` or ``"columns"``."""
-        return self.to_tensor(*self.parse(body))
+        decoded = self.decode_body(body)
+        return decoded.tensor, decoded.is_batch
 
     def parse(self, body: bytes) -> tuple[str, Any]:
         """Step 1: JSON bytes → validated msgspec object of the body's form (no NumPy yet)."""
@@ -262,14 +319,15 @@ class RequestDecoder:
         return self._one_row(self._astuple(parsed)), form
 
     def json_schema(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(request body schema, components) for the OpenAPI document."""
+        """(request body schema, components) for the OpenAPI document, from the same Structs
+        that decode the body."""
         _, components = msgspec.json.schema_components(
             [self.Record, self.Batch, self.ColumnBatch], ref_template="#/components/schemas/{name}"
         )
         for name, feature in self.kinds.items():
-            prop = components["Record"]["properties"][name]
+            prop = components["PredictionRecord"]["properties"][name]
             prop["description"] = feature.description or _describe(feature.kind, feature.categories)
-            column = components["Columns"]["properties"][name]
+            column = components["PredictionColumns"]["properties"][name]
             column["description"] = (
                 f"column of {feature.name!r}: each value "
                 + (feature.description or _describe(feature.kind, feature.categories))
@@ -277,26 +335,13 @@ class RequestDecoder:
                 + (f"; {PACKED_HELP}" if feature.kind != "categorical" else "")
                 + ("; leave the column out when all are missing" if feature.nullable else "")
             )
-        components["Columns"]["description"] = (
+        components["PredictionColumns"]["description"] = (
             "one array per feature, all of the same length (one value per row)"
         )
-        renamed = {
-            "Record": "PredictionRecord",
-            "Batch": "PredictionBatch",
-            "Columns": "PredictionColumns",
-            "ColumnBatch": "PredictionColumnBatch",
-        }
-        for old, new in renamed.items():
-            components[new] = components.pop(old)
-        text = msgspec.json.encode(components).decode()
-        for old, new in renamed.items():
-            text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
-        components = msgspec.json.decode(text)
         body = {
             "oneOf": [
-                {"$ref": "#/components/schemas/PredictionRecord"},
-                {"$ref": "#/components/schemas/PredictionBatch"},
-                {"$ref": "#/components/schemas/PredictionColumnBatch"},
+                {"$ref": f"#/components/schemas/{struct.__name__}"}
+                for struct in (self.Record, self.Batch, self.ColumnBatch)
             ]
         }
         return body, components
@@ -465,7 +510,8 @@ class RequestDecoder:
                 row, col = (int(v) for v in np.argwhere(missing)[0])
                 name = self._slot_feature[int(self._required_slots[col])]
                 message = (
-                    'a value is required: this feature is not nullable ("" and NaN are missing)'
+                    "a value is required: this feature is not nullable (a blank string and NaN "
+                    "are missing)"
                 )
                 raise InvalidInput([FieldError(name, message, row)])
 

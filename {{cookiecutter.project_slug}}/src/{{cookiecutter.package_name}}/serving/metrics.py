@@ -17,7 +17,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-REJECT_REASONS = ("overload", "timeout", "body_too_large")
+# Why a protective limit refused a request (guard.py, protocol.py).
+REJECT_REASONS = (
+    "overload",
+    "timeout",
+    "body_too_large",
+    "body_budget",
+    "body_timeout",
+    "header_timeout",
+    "headers_too_large",
+    "too_many_headers",
+)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 … 0.95, then +Inf
 

@@ -1,0 +1,171 @@
+"""HTTP/1.1 limits enforced by the server itself: uvicorn's httptools protocol, subclassed.
+
+Stock uvicorn reads request headers without a size, count or time limit, and closes only
+connections that are idle *after* a response. So a client that opens a connection and sends
+nothing, or sends its headers a byte a second, holds the connection forever, and a 100 MB header
+stalls the event loop while it is being joined. The pod must not rely on an ingress for this:
+
+* headers (request line included) over ``max_header_bytes``, or more than ``max_headers``
+  fields: 431, connection closed;
+* headers not complete ``header_timeout_s`` after the request's first byte: 408, closed;
+* a body not complete ``body_timeout_s`` after its headers: 408 if no response has started
+  (the application sees a disconnect and the guard logs the 408), closed;
+* a new connection that sends nothing for ``idle_timeout_s``: closed, as uvicorn already closes
+  an idle keep-alive connection after ``timeout_keep_alive``.
+
+The deadlines are checked by the server's 10 Hz tick (``server.DrainingServer``), not by a timer
+per request: a request costs a clock read, and a deadline fires within 0.1 s of its time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .errors import ApiError
+
+# Set in the ASGI scope when the body timed out: the guard logs and counts the request as 408.
+BODY_TIMEOUT = "body_timeout"
+
+# What the connection is waiting for; each phase but APP has a deadline.
+IDLE, HEADERS, BODY, APP = "idle", "headers", "body", "app"
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 20.0
+    idle_timeout_s: float = 5.0
+
+
+# (status, reason, request id, seconds since the request began) for each refusal made here.
+Report = Callable[[int, str, str, float], None]
+
+
+class _TooManyHeaders(Exception):
+    """Raised from a parser callback to stop parsing (httptools wraps it)."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header limits and per-phase deadlines."""
+
+    limits: HttpLimits = HttpLimits()
+    report: Report = staticmethod(lambda status, reason, request_id, seconds: None)
+    new_request_id: Callable[[], str] = staticmethod(lambda: "")
+
+    @classmethod
+    def configured(
+        cls, limits: HttpLimits, report: Report, new_request_id: Callable[[], str]
+    ) -> type[LimitedHttpToolsProtocol]:
+        """A subclass bound to these limits: uvicorn instantiates the protocol class itself."""
+        attributes = {
+            "limits": limits,
+            "report": staticmethod(report),
+            "new_request_id": staticmethod(new_request_id),
+        }
+        return type("ConfiguredHttpToolsProtocol", (cls,), attributes)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._phase = IDLE
+        self._deadline = 0.0
+        self._began = 0.0
+        self._header_bytes = 0
+        self._header_count = 0
+        self._refusing: tuple[int, str, str] | None = None
+
+    # -- phases ----------------------------------------------------------------------------
+    def _enter(self, phase: str, timeout: float) -> None:
+        self._phase = phase
+        self._deadline = self.loop.time() + timeout
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._enter(IDLE, self.limits.idle_timeout_s)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase in (IDLE, APP):  # the first bytes of a request
+            self._enter(HEADERS, self.limits.header_timeout_s)
+            self._began = self.loop.time()
+            self._header_bytes = 0
+        if self._phase == HEADERS:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if (
+            self._phase == HEADERS
+            and self._header_bytes > self.limits.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self.refuse(431, "headers_too_large", "request headers are over the size limit")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            self._refusing = (431, "too_many_headers", "request has too many header fields")
+            raise _TooManyHeaders
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._enter(BODY, self.limits.body_timeout_s)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._phase = APP  # the application's time from here on: the guard's timeout
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refusing is not None:  # the parser stopped because a callback refused
+            self.refuse(*self._refusing)
+        else:
+            super().send_400_response(msg)
+
+    # -- refusals --------------------------------------------------------------------------
+    def enforce_deadline(self, now: float) -> None:
+        """Called by the server's tick: act on the current phase's deadline once it passed."""
+        if self._phase == APP or now < self._deadline or self.transport.is_closing():
+            return
+        if self._phase == IDLE:
+            self.transport.close()  # nothing was asked, so nothing is answered
+        elif self._phase == HEADERS:
+            self.refuse(408, "header_timeout", "request headers were not received in time")
+        else:
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_started:
+                cycle.scope[BODY_TIMEOUT] = True  # type: ignore[literal-required]
+                cycle.disconnected = True  # the application's receive() now says so
+                cycle.message_event.set()
+                request_id = cycle.scope.get("request_id")  # the guard's id for this request
+                self.refuse(
+                    408, "body_timeout", "request body was not received in time", request_id
+                )
+            else:
+                self.transport.close()
+
+    def refuse(self, status: int, reason: str, message: str, request_id: str | None = None) -> None:
+        """Answer ``status`` with the error envelope and close the connection.
+
+        Refusals of a request the guard has seen (it gave ``request_id``) are reported by the
+        guard; the others (headers never complete or too large) are reported here.
+        """
+        report = request_id is None
+        request_id = request_id or self.new_request_id()
+        error = ApiError(status, reason, message, headers={"Connection": "close"})
+        body = error.body(request_id)
+        head = [STATUS_LINE[status]]
+        for name, value in [*error.asgi_headers(body), (b"x-request-id", request_id.encode())]:
+            head += [name, b": ", value, b"\r\n"]
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()
+        self._phase = APP
+        if report:
+            self.report(status, reason, request_id, self.loop.time() - self._began)
