@@ -16,11 +16,25 @@ import sys
 from pathlib import Path
 
 # (option, values for which the paths are removed, paths relative to the dev repo).
+# Every file that only one option value needs is listed here; lines inside a kept file vary
+# with Jinja in the file itself.
 PRUNE_RULES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     (
+        # The checks every SQL engine passes, run by the engine's test file below.
         "data_source",
         frozenset({"csv"}),
-        ("tests/integration/test_sql_source.py",),
+        ("tests/sql_source_support.py",),
+    ),
+    (
+        # The PostgreSQL server for the test and training CI jobs, and its integration test.
+        "data_source",
+        frozenset({"csv", "mysql"}),
+        ("ci/services-postgres.gitlab-ci.yml", "tests/integration/test_sql_source_postgres.py"),
+    ),
+    (
+        "data_source",
+        frozenset({"csv", "postgres"}),
+        ("ci/services-mysql.gitlab-ci.yml", "tests/integration/test_sql_source_mysql.py"),
     ),
     (
         "dvc_remote",
@@ -86,7 +100,7 @@ def place_config_repo(project: Path, answers: dict) -> Path | None:
     """Move deploy/ to a sibling repo when asked; return the sibling's path."""
     if answers["config_repo"] != "separate":
         return None
-    sibling = project.parent / f"{answers['project_slug']}-config"
+    sibling = project.parent / answers["__config_repo_name"]
     shutil.move(str(project / CONFIG_DIR), str(sibling))
     return sibling
 

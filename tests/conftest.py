@@ -16,12 +16,7 @@ from pathlib import Path
 import pytest
 from cookiecutter.main import cookiecutter
 
-TEMPLATE = Path(__file__).resolve().parent.parent
-DEFAULTS = {
-    "project_name": "Transaction Classifier",
-    "project_slug": "transaction-classifier",
-    "package_name": "transaction_classifier",
-}
+from .answers import TEMPLATE, answers
 
 # Supported combinations with readable ids. Options that interact are coupled (data source x
 # remote x config layout); independent ones are cycled so every value appears at least once.
@@ -42,8 +37,9 @@ SUPPORTED: dict[str, dict[str, str]] = {
         "dvc_remote": "s3",
         "python_version": "3.13",
     },
+    # A name with an underscore: the slug and package are derived as cookiecutter.json does.
     "custom-names": {
-        "project_name": "Credit Risk",
+        "project_name": "Credit_Risk Scoring",
         "author_name": "Ana O'Neil",
         "author_email": "ana@bank.example",
         "gitlab_host": "gitlab.bank.example",
@@ -71,13 +67,13 @@ UNSUPPORTED: dict[str, tuple[dict[str, str], str]] = {
 
 @dataclass
 class Rendered:
-    context: dict[str, str]
+    answers: dict  # every answer, as cookiecutter derived it from the given ones
     dev: Path
     config: Path  # the sibling config repo, or deploy/ inside the dev repo
 
     @property
     def separate(self) -> bool:
-        return self.context.get("config_repo", "separate") == "separate"
+        return self.answers["config_repo"] == "separate"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,17 +97,24 @@ def bake_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 def render_into(output_dir: Path, **context: str) -> Rendered:
-    """Render the template non-interactively, like the README's command does."""
+    """Render the template non-interactively, like the README's command does.
+
+    ``default_config`` keeps a developer's ~/.cookiecutterrc out of the tests' renders.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
+    derived = answers(**context)
     dev = Path(
         cookiecutter(
-            str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(output_dir)
+            str(TEMPLATE),
+            no_input=True,
+            extra_context=context,
+            output_dir=str(output_dir),
+            default_config=True,
         )
     )
-    slug = dev.name
-    separate = context.get("config_repo", "separate") == "separate"
-    config = dev.parent / f"{slug}-config" if separate else dev / "deploy"
-    return Rendered(context=context, dev=dev, config=config)
+    separate = derived["config_repo"] == "separate"
+    config = dev.parent / derived["__config_repo_name"] if separate else dev / "deploy"
+    return Rendered(answers=derived, dev=dev, config=config)
 
 
 @pytest.fixture(scope="session")

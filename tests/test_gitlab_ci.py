@@ -33,9 +33,19 @@ JOB_KEYWORDS_NOT_JOBS = {
 }  # fmt: skip
 
 
+def included(project: Rendered, item: dict) -> bool:
+    """Whether GitLab includes this local file: `rules: exists` includes only a file the
+    template kept (the database services); every other local include must exist."""
+    exists = [rule["exists"] for rule in item.get("rules", []) if "exists" in rule]
+    if exists:
+        assert exists == [[item["local"]]], f"an include's exists rule names another file: {item}"
+        return (project.dev / item["local"]).is_file()
+    return True
+
+
 def ci_files(project: Rendered) -> list[Path]:
     root = yaml.safe_load((project.dev / ".gitlab-ci.yml").read_text())
-    locals_ = [item["local"] for item in root["include"] if "local" in item]
+    locals_ = [i["local"] for i in root["include"] if "local" in i and included(project, i)]
     files = [project.dev / ".gitlab-ci.yml", *(project.dev / p.lstrip("/") for p in locals_)]
     missing = [str(f) for f in files if not f.is_file()]
     assert not missing, f"included files missing: {missing}"
@@ -67,6 +77,17 @@ def resolved(name: str, jobs: dict[str, dict], key: str):
     return None
 
 
+def job_variables(name: str, jobs: dict[str, dict]) -> dict:
+    """A job's variables merged through its `extends:` chain (own values win), as GitLab does."""
+    body = jobs[name]
+    parents = body.get("extends", [])
+    merged_vars: dict = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        if parent in jobs:
+            merged_vars.update(job_variables(parent, jobs))
+    return {**merged_vars, **body.get("variables", {})}
+
+
 def test_schema_valid(scenario: Rendered):
     run(
         [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.gitlab-ci", *map(str, ci_files(scenario))],
@@ -95,8 +116,9 @@ def test_pipeline_semantics(scenario: Rendered):
     images = [root["default"]["image"]] + [
         i["name"] if isinstance(i, dict) else i for n in real if (i := resolved(n, jobs, "image"))
     ]
-    for service_job in real.values():
-        images += [s["name"] if isinstance(s, dict) else s for s in service_job.get("services", [])]
+    for name in real:
+        services = resolved(name, jobs, "services") or []
+        images += [s["name"] if isinstance(s, dict) else s for s in services]
     for image in images:
         ref = re.sub(r"\$\{?(\w+)\}?", lambda m: str(variables[m[1]]), image)
         repo, _, tag = ref.rpartition(":")
@@ -105,14 +127,29 @@ def test_pipeline_semantics(scenario: Rendered):
     reports = resolved("test", jobs, "artifacts")["reports"]
     assert reports["junit"] == "report.xml"
     assert reports["coverage_report"] == {"coverage_format": "cobertura", "path": "coverage.xml"}
-    source = scenario.context.get("data_source", "csv")
-    test_vars = jobs["test"].get("variables", {})
-    if source == "csv":
-        assert "services" not in jobs["test"]
-    else:
-        assert jobs["test"]["services"] and test_vars["TEST_DATABASE_URL"].startswith(
-            "postgresql+psycopg://" if source == "postgres" else "mysql+pymysql://"
-        )
+    # The test job and the training jobs (through .dvc) get the data source's server.
+    source = scenario.answers["data_source"]
+    engine = {
+        "postgres": ("postgres:", "postgresql+psycopg://"),
+        "mysql": ("mysql:", "mysql+pymysql://"),
+    }
+    for job, url_variable in (
+        ("test", "TEST_DATABASE_URL"),
+        ("train", "CI_DATA_URL"),
+        ("retrain", "CI_DATA_URL"),
+    ):
+        services = resolved(job, jobs, "services")
+        job_vars = job_variables(job, jobs)
+        if source == "csv":
+            assert services is None and url_variable not in job_vars, job
+        else:
+            image, url = engine[source]
+            assert [s["name"].split(":")[0] + ":" for s in services] == [image], job
+            assert [s["alias"] for s in services] == ["db"], job
+            assert job_vars[url_variable].startswith(url) and "@db:" in job_vars[url_variable]
+    # The seeding step runs only where a services file set CI_DATA_URL.
+    seeding = [c for c in resolved("train", jobs, "before_script") if "seed-db" in c]
+    assert len(seeding) == 1 and '[ -n "${CI_DATA_URL:-}" ]' in seeding[0]
     # Retrain runs only for schedule/trigger/API pipelines with RETRAIN=true.
     retrain_if = jobs["retrain"]["rules"][0]["if"]
     assert '$RETRAIN == "true"' in retrain_if and "schedule|trigger|api" in retrain_if

@@ -7,22 +7,11 @@ import subprocess
 
 import pytest
 
-from .conftest import TEMPLATE
+from .answers import TEMPLATE, answers
 from .hooks import post_gen, pre_gen
 
 DEFAULT_ANSWERS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 PROJECT_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
-
-
-def answers(**overrides: str) -> dict:
-    base = {
-        key: value[0] if isinstance(value, list) else value
-        for key, value in DEFAULT_ANSWERS.items()
-        if not key.startswith("_")
-    }
-    base.update(project_slug="transaction-classifier", package_name="transaction_classifier")
-    base.update(overrides)
-    return base
 
 
 @pytest.mark.parametrize("slug", ["ab", "model-api", "m2", "a" * 40, "x-1-y"])
@@ -32,7 +21,19 @@ def test_slug_accepts_dns_labels(slug):
 
 @pytest.mark.parametrize(
     "slug",
-    ["A-model", "1model", "model-", "-model", "my--model", "my_model", "a" * 41, "", "a.b", "m"],
+    [
+        "A-model",
+        "1model",
+        "model-",
+        "-model",
+        "my--model",
+        "my_model",
+        "a" * 41,
+        "",
+        "a.b",
+        "m",
+        "model\n",
+    ],
 )
 def test_slug_rejects_non_dns_labels(slug):
     message = pre_gen.check_slug(slug)
@@ -44,7 +45,9 @@ def test_package_accepts_identifiers(name):
     assert pre_gen.check_package(name) is None
 
 
-@pytest.mark.parametrize("name", ["my-model", "2model", "class", "Model", "café", "a b", ""])
+@pytest.mark.parametrize(
+    "name", ["my-model", "2model", "class", "Model", "café", "a b", "", "model\n"]
+)
 def test_package_rejects_non_identifiers(name):
     assert "is not an importable Python module name" in pre_gen.check_package(name)
 
@@ -59,7 +62,7 @@ def test_email_accepts(email):
     assert pre_gen.check_email(email) is None
 
 
-@pytest.mark.parametrize("email", ["a@b", "a b@c.com", "@x.com", "nobody"])
+@pytest.mark.parametrize("email", ["a@b", "a b@c.com", "@x.com", "nobody", "a@b.co\n"])
 def test_email_rejects(email):
     assert "is not an e-mail address" in pre_gen.check_email(email)
 
@@ -69,7 +72,7 @@ def test_region_accepts(region):
     assert pre_gen.check_aws_region(region) is None
 
 
-@pytest.mark.parametrize("region", ["europe", "EU-WEST-1", "eu-west", "eu-west-1a"])
+@pytest.mark.parametrize("region", ["europe", "EU-WEST-1", "eu-west", "eu-west-1a", "eu-west-1\n"])
 def test_region_rejects(region):
     assert "is not an AWS region name" in pre_gen.check_aws_region(region)
 
@@ -80,7 +83,7 @@ def test_gitlab_host_accepts(host):
 
 
 @pytest.mark.parametrize(
-    "host", ["https://gitlab.com", "gitlab.com/group", "localhost", "Git Lab.com"]
+    "host", ["https://gitlab.com", "gitlab.com/group", "localhost", "Git Lab.com", "gitlab.com\n"]
 )
 def test_gitlab_host_rejects(host):
     assert "is not a host name" in pre_gen.check_gitlab_host(host)
@@ -91,7 +94,9 @@ def test_gitlab_namespace_accepts(namespace):
     assert pre_gen.check_gitlab_namespace(namespace) is None
 
 
-@pytest.mark.parametrize("namespace", ["ml team", "/ml", "ml/", "ml//team", "group.git", ""])
+@pytest.mark.parametrize(
+    "namespace", ["ml team", "/ml", "ml/", "ml//team", "group.git", "", "ml-team\n"]
+)
 def test_gitlab_namespace_rejects(namespace):
     assert "is not a GitLab group path" in pre_gen.check_gitlab_namespace(namespace)
 
@@ -102,16 +107,45 @@ def test_project_name_rejects_blank_and_quotes():
     assert pre_gen.check_project_name("Credit Risk (v2)") is None
 
 
-def test_choices_are_the_cookiecutter_json_lists():
-    for option, allowed in pre_gen.CHOICES.items():
-        assert list(allowed) == DEFAULT_ANSWERS[option], option
-    assert "is not one of" in pre_gen.check_choice("data_source", "oracle")
+def test_choices_are_read_from_the_templates_cookiecutter_json():
+    choices = pre_gen.template_choices(TEMPLATE)
+    assert set(choices) == {
+        "python_version",
+        "data_source",
+        "model_family",
+        "dvc_remote",
+        "config_repo",
+    }
+    assert choices["data_source"] == ["csv", "postgres", "mysql"]
+    assert pre_gen.check_choice("data_source", "mysql", choices["data_source"]) is None
+
+
+def test_validate_refuses_a_choice_the_template_no_longer_offers(tmp_path):
+    """Only a replay file can bring one (cookiecutter checks every other path itself)."""
+    replayed = {**answers(), "data_source": "sqlite"}
+    assert pre_gen.validate(replayed, tmp_path) == [
+        "data_source 'sqlite' is not one of csv, postgres, mysql: a replay file from another "
+        "template version may hold it, so render again without --replay."
+    ]
+
+
+def test_validate_under_cruft_which_sets_no_repo_dir(tmp_path):
+    """cruft renders without `_repo_dir`, after cookiecutter has checked the choices."""
+    from_cruft = {k: v for k, v in answers().items() if k != "_repo_dir"}
+    assert pre_gen.validate(from_cruft, tmp_path) == []
+    assert len(pre_gen.validate({**from_cruft, "project_slug": "Bad_Slug"}, tmp_path)) == 1
 
 
 def test_validate_reports_every_problem_at_once(tmp_path):
+    # The package name is derived from the bad slug, so it is reported too.
     bad = answers(project_slug="Bad", author_email="nope", aws_region="mars")
     problems = pre_gen.validate(bad, tmp_path)
-    assert len(problems) == 3
+    assert [p.split()[0] for p in problems] == [
+        "project_slug",
+        "package_name",
+        "author_email",
+        "aws_region",
+    ]
     assert pre_gen.validate(answers(), tmp_path) == []
 
 
@@ -132,17 +166,38 @@ def test_every_pruned_path_exists_in_the_template():
             assert (PROJECT_DIR / rel).exists(), f"PRUNE_RULES names a missing file: {rel}"
 
 
+SQL_SUPPORT = "tests/sql_source_support.py"
+POSTGRES = {"ci/services-postgres.gitlab-ci.yml", "tests/integration/test_sql_source_postgres.py"}
+MYSQL = {"ci/services-mysql.gitlab-ci.yml", "tests/integration/test_sql_source_mysql.py"}
+S3_TEST = "tests/integration/test_dvc_s3_remote.py"
+
+
 @pytest.mark.parametrize(
     ("answers_", "pruned"),
     [
-        ({}, {"tests/integration/test_sql_source.py", "tests/integration/test_dvc_s3_remote.py"}),
-        ({"data_source": "postgres"}, {"tests/integration/test_dvc_s3_remote.py"}),
-        ({"data_source": "mysql", "dvc_remote": "s3"}, set()),
-        ({"dvc_remote": "s3"}, {"tests/integration/test_sql_source.py"}),
+        ({}, {SQL_SUPPORT, *POSTGRES, *MYSQL, S3_TEST}),
+        ({"data_source": "postgres"}, {*MYSQL, S3_TEST}),
+        ({"data_source": "mysql", "dvc_remote": "s3"}, POSTGRES),
+        ({"dvc_remote": "s3"}, {SQL_SUPPORT, *POSTGRES, *MYSQL}),
     ],
 )
-def test_prune_keeps_only_the_chosen_options_tests(answers_, pruned):
+def test_prune_keeps_only_the_chosen_options_files(answers_, pruned):
     assert set(post_gen.paths_to_prune(answers(**answers_))) == pruned
+
+
+def test_options_pick_ci_and_test_files_through_the_table_not_jinja():
+    """The data source decides which CI service files and tests exist (PRUNE_RULES), never an
+    `{% if %}` inside them; the generated tests are Python without Jinja control flow."""
+    branching = [
+        str(path.relative_to(PROJECT_DIR))
+        for path in [*PROJECT_DIR.glob("ci/*.yml"), PROJECT_DIR / ".gitlab-ci.yml"]
+        if "cookiecutter.data_source" in path.read_text()
+    ] + [
+        str(path.relative_to(PROJECT_DIR))
+        for path in PROJECT_DIR.glob("tests/**/*.py")
+        if "{%" in path.read_text()
+    ]
+    assert branching == []
 
 
 def test_prune_fails_loudly_on_a_missing_file(tmp_path):

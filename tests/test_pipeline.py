@@ -23,10 +23,6 @@ from .conftest import Rendered, run
 ROC_AUC_FLOOR = 0.80  # the default data give ~0.85 with logistic regression
 
 
-def answers(project: Rendered, key: str, default: str) -> str:
-    return project.context.get(key, default)
-
-
 def cli_commands(dev: Path, package: str) -> set[str]:
     tree = ast.parse((dev / "src" / package / "cli.py").read_text())
     for node in ast.walk(tree):
@@ -61,14 +57,14 @@ def test_dvc_yaml_params_and_config_are_consistent(scenario: Rendered) -> None:
     pipeline = yaml.safe_load((dev / "dvc.yaml").read_text())
     params = yaml.safe_load((dev / "params.yaml").read_text())
     stages = pipeline["stages"]
-    data_source = answers(scenario, "data_source", "csv")
+    data_source = scenario.answers["data_source"]
 
     expected_stages = ["prepare", "train", "evaluate", "export"]
     if data_source == "csv":
         expected_stages.insert(0, "generate")
     assert list(stages) == expected_stages
     assert params["data"]["source"] == ("csv" if data_source == "csv" else "sql")
-    assert params["train"]["model"] == answers(scenario, "model_family", "logistic_regression")
+    assert params["train"]["model"] == scenario.answers["model_family"]
     assert ("always_changed" in stages["prepare"]) == (data_source != "csv")
 
     commands = cli_commands(dev, package)
@@ -110,8 +106,8 @@ def test_dvc_yaml_params_and_config_are_consistent(scenario: Rendered) -> None:
     assert "__pycache__/" in (dev / ".dvcignore").read_text().split()
     makefile = (dev / "Makefile").read_text()
     pyproject = (dev / "pyproject.toml").read_text()
-    if answers(scenario, "dvc_remote", "local") == "s3":
-        region = answers(scenario, "aws_region", "eu-west-1")
+    if scenario.answers["dvc_remote"] == "s3":
+        region = scenario.answers["aws_region"]
         assert "dvc remote add --force --default storage s3://$(BUCKET)/dvc" in makefile
         assert f"dvc remote modify storage region {region}" in makefile
         assert '"dvc-s3' in pyproject and '"moto[server]' in pyproject

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
+from .answers import answers
 from .conftest import SUPPORTED, TEMPLATE, UNSUPPORTED, Rendered, render_into
 from .hooks import post_gen
 
@@ -25,19 +27,6 @@ COPY_WITHOUT_RENDER = COOKIECUTTER_JSON["_copy_without_render"]
 # letter or `cookiecutter` counts, plus any `{%` and any `cookiecutter.` reference.
 COOKIECUTTER_REF = re.compile(r"cookiecutter\.")
 UNRENDERED = re.compile(r"\{\{\s*(cookiecutter|[a-z_]+\s*(\||\}\}))|\{%|cookiecutter\.")
-
-
-def answers_for(context: dict[str, str]) -> dict[str, str]:
-    base = {
-        k: v[0] if isinstance(v, list) else v
-        for k, v in COOKIECUTTER_JSON.items()
-        if not k.startswith("_")
-    }
-    base.update(context)
-    slug = context.get("project_slug") or base["project_name"].lower().strip().replace(" ", "-")
-    base["project_slug"] = slug
-    base["package_name"] = context.get("package_name") or slug.replace("-", "_")
-    return base
 
 
 def tracked_files(repo: Path) -> set[str]:
@@ -58,20 +47,20 @@ def template_files() -> list[str]:
     return [f.removeprefix(prefix) for f in out if (TEMPLATE / f).is_file()]
 
 
-def expected_files(answers: dict[str, str]) -> tuple[set[str], set[str]]:
+def expected_files(derived: dict) -> tuple[set[str], set[str]]:
     """(dev repo files, config repo files) the template should produce for these answers."""
     names = {
-        "{{cookiecutter.project_slug}}": answers["project_slug"],
-        "{{cookiecutter.package_name}}": answers["package_name"],
+        "{{cookiecutter.project_slug}}": derived["project_slug"],
+        "{{cookiecutter.package_name}}": derived["package_name"],
     }
     files = set()
     for rel in template_files():
         for raw, value in names.items():
             rel = rel.replace(raw, value)
         files.add(rel)
-    files -= set(post_gen.paths_to_prune(answers))
+    files -= set(post_gen.paths_to_prune(derived))
     config = {f.removeprefix("deploy/") for f in files if f.startswith("deploy/")}
-    if answers["config_repo"] == "separate":
+    if derived["config_repo"] == "separate":
         files = {f for f in files if not f.startswith("deploy/")}
     return files, config
 
@@ -91,14 +80,13 @@ def copied_verbatim(rel: str) -> bool:
 
 
 def test_exact_file_set_and_everything_committed(scenario: Rendered):
-    answers = answers_for(scenario.context)
-    dev_expected, config_expected = expected_files(answers)
+    dev_expected, config_expected = expected_files(scenario.answers)
     assert tracked_files(scenario.dev) == dev_expected
     if scenario.separate:
         assert tracked_files(scenario.config) == config_expected
         assert not (scenario.dev / "deploy").exists()
     else:
-        assert not (scenario.dev.parent / f"{answers['project_slug']}-config").exists()
+        assert not (scenario.dev.parent / scenario.answers["__config_repo_name"]).exists()
     for repo in {scenario.dev, scenario.config} if scenario.separate else {scenario.dev}:
         status = subprocess.run(
             ["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True
@@ -137,24 +125,34 @@ def test_every_config_file_parses(scenario: Rendered):
 
 
 def test_names_are_derived_and_answers_land(scenario: Rendered):
-    answers = answers_for(scenario.context)
+    a = scenario.answers
     pyproject = tomllib.loads((scenario.dev / "pyproject.toml").read_text())
     project = pyproject["project"]
-    assert scenario.dev.name == answers["project_slug"]
-    assert project["name"] == answers["project_slug"]
-    assert project["authors"] == [
-        {"name": answers["author_name"], "email": answers["author_email"]}
-    ]
-    assert project["requires-python"] == f">={answers['python_version']}"
-    assert project["scripts"] == {answers["project_slug"]: f"{answers['package_name']}.cli:main"}
-    assert (scenario.dev / "src" / answers["package_name"] / "__init__.py").is_file()
+    assert scenario.dev.name == a["project_slug"]
+    assert project["name"] == a["project_slug"]
+    assert project["authors"] == [{"name": a["author_name"], "email": a["author_email"]}]
+    assert project["requires-python"] == f">={a['python_version']}"
+    assert project["scripts"] == {a["project_slug"]: f"{a['package_name']}.cli:main"}
+    assert (scenario.dev / "src" / a["package_name"] / "__init__.py").is_file()
     readme = (scenario.dev / "README.md").read_text()
-    assert answers["project_name"] in readme
+    assert a["project_name"] in readme
+
+
+def test_a_name_with_an_underscore_derives_a_dns_slug(render):
+    """cookiecutter.json turns spaces and underscores into hyphens, and the tests' answers come
+    from cookiecutter itself, so they agree (a hand-written derivation said ``my_model-x``)."""
+    project = render("underscore-name", project_name="My_Model X")
+    assert project.dev.name == project.answers["project_slug"] == "my-model-x"
+    assert project.answers["package_name"] == "my_model_x"
+    assert (project.dev / "src" / "my_model_x" / "cli.py").is_file()
+    assert project.config == project.dev.parent / "my-model-x-config"
+    siblings = sorted(p.name for p in project.dev.parent.iterdir())
+    assert siblings == ["my-model-x", "my-model-x-config"]
 
 
 def test_custom_answers_leave_no_default_behind(render):
     custom = render("custom-names", **SUPPORTED["custom-names"])
-    defaults = answers_for({})
+    defaults = answers()
     leaks = [
         defaults[key]
         for key in (
@@ -191,3 +189,30 @@ def test_refuses_to_overwrite_an_existing_config_repo(tmp_path, capfd):
     assert "already exists" in capfd.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["transaction-classifier-config"]
     assert (out / "transaction-classifier-config" / "mine.txt").read_text() == "keep me"
+
+
+def test_cookiecutter_refuses_an_unknown_choice_before_any_hook(tmp_path, capfd):
+    """Why the hook need not check choices given on the command line or as extra_context."""
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="oracle provided for choice variable data_source"):
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            extra_context={"data_source": "oracle"},
+            output_dir=str(out),
+            default_config=True,
+        )
+    assert "ERROR:" not in capfd.readouterr().err  # the pre-generation hook never ran
+    assert not out.exists()
+
+
+def test_a_replayed_choice_the_template_no_longer_offers_is_refused(tmp_path, capfd):
+    """A replay file is not checked by cookiecutter: the hook refuses the stale choice."""
+    replay = tmp_path / "older-template.json"
+    replay.write_text(json.dumps({"cookiecutter": {**answers(), "data_source": "sqlite"}}))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE), replay=str(replay), output_dir=str(out), default_config=True)
+    assert "data_source 'sqlite' is not one of csv, postgres, mysql" in capfd.readouterr().err
+    assert list(out.iterdir()) == []

@@ -34,7 +34,7 @@ def free_port() -> int:
 
 def test_dockerfile_pins_the_base_and_runs_as_a_non_root_user(scenario: Rendered) -> None:
     text = (scenario.dev / "Dockerfile").read_text()
-    python = scenario.context.get("python_version", "3.11")
+    python = scenario.answers["python_version"]
     assert re.search(
         rf"^ARG BASE_IMAGE=python:{re.escape(python)}-slim@sha256:[0-9a-f]{{64}}$", text, re.M
     )
