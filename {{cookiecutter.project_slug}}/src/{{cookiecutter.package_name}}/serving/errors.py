@@ -87,6 +87,12 @@ def unauthorised() -> ApiError:
     )
 
 
+def method_not_allowed(*allowed: str) -> ApiError:
+    return ApiError(
+        405, "method_not_allowed", "method not allowed", headers={"Allow": ", ".join(allowed)}
+    )
+
+
 def not_ready(reason: str = "the model is still loading") -> ApiError:
     return ApiError(503, "not_ready", reason, headers={"Retry-After": RETRY_AFTER_S})
 

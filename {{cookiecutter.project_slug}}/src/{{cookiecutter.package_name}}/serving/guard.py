@@ -1,9 +1,15 @@
 """The outer ASGI layer: request id, limits, timeouts, metrics and the one access-log line.
 
-Limits apply to the prediction routes (concurrency, timeout) and to every request body (size,
-bytes in flight), so the health checks answer under overload; metrics are served on their own
-port and thread. Each request gets an ``Exchange``, a small responder that holds its state, so
-``Guard.__call__`` stays a straight line (the shape of Starlette's own middlewares).
+Every request passes here. Limits apply to the prediction routes (concurrency, timeout) and to
+every request body (size, bytes in flight), so the health checks answer under overload; metrics
+are served on their own port and thread. Each request gets an ``Exchange``, a small responder that
+holds its state, so ``Guard.__call__`` stays a straight line (the shape of Starlette's own
+middlewares).
+
+The prediction routes are answered here too (``hot_routes``): a one-row prediction is ~50 us of
+model and decoder work, and FastAPI's routing, request and response objects would add as much
+again (docs/serving.md has the profile). Everything else (the model info, health, docs, 404/405)
+goes on to the FastAPI application.
 
 Status codes tell the truth: a client that goes away is logged as 499 (nginx's "client closed
 request"), never as a server error; a body that never finishes is 408 (``protocol.py`` answers
@@ -17,6 +23,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import ClientDisconnect
@@ -24,12 +31,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
 from .errors import ApiError
-from .logs import ACCESS_LOGGER
+from .logs import ACCESS
 from .protocol import BODY_TIMEOUT
 from .service import Service
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger(ACCESS_LOGGER)
 
 PREDICT = "/v1/predict"
 MODEL = "/v1/model"
@@ -42,8 +48,11 @@ KNOWN_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "P
 REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # fullmatch: linear, bounded
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"
 _MAX_LENGTH_DIGITS = 18  # a longer Content-Length is over any limit (and int() of it is slow)
+JSON_HEADERS = [(b"content-type", b"application/json")]
 
 _random_bits = random.Random().getrandbits  # noqa: S311  # nosec B311 - ids, not secrets
+
+Handler = Callable[["Exchange"], Awaitable[None]]
 
 
 def new_request_id() -> str:
@@ -59,26 +68,6 @@ class OverBudget(Exception):
     """A streamed body took the bytes in flight past BODY_BUDGET_BYTES (→ 503)."""
 
 
-class Guard:
-    def __init__(self, app: ASGIApp, service: Service):
-        self.app = app
-        self.service = service
-        self.settings = service.settings
-        self.metrics = service.metrics
-        self.active = 0  # prediction requests in flight
-        self.body_bytes = 0  # request body bytes held by the requests in flight
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        exchange = Exchange(self, scope, receive, send)
-        try:
-            await exchange.run()
-        finally:
-            exchange.finish()
-
-
 def record(
     service: Service,
     route: str,
@@ -90,7 +79,7 @@ def record(
 ) -> None:
     """The request's metrics and its one access-log line (never the payload)."""
     service.metrics.observe_request(route, method, status, seconds)
-    extra: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "request_id": request_id,
         "method": method,
         "route": route,
@@ -99,8 +88,8 @@ def record(
         "model_version": service.version,
     }
     if reason:
-        extra["reason"] = reason
-    access_log.info("request", extra=extra)
+        fields["reason"] = reason
+    ACCESS.write(fields)
 
 
 def record_refusal(
@@ -111,6 +100,52 @@ def record_refusal(
     record(service, "unparsed", "other", status, seconds, request_id, reason)
 
 
+class Guard:
+    def __init__(
+        self, app: ASGIApp, service: Service, hot_routes: dict[str, Handler] | None = None
+    ):
+        self.app = app
+        self.service = service
+        self.settings = service.settings
+        self.metrics = service.metrics
+        self.hot_routes = hot_routes or {}
+        self.in_flight = 0
+        self.active = 0  # prediction requests in flight
+        self.body_bytes = 0  # request body bytes held by the requests in flight
+        self.metrics.in_flight.set_function(lambda: self.in_flight)
+        # Deadlines of the limited requests, checked by one timer while any is in flight (one
+        # TimerHandle per request, as asyncio.timeout makes, costs ~15 us of a ~100 us request).
+        self.watched: set[Exchange] = set()
+        self.sweep_s = min(0.05, self.settings.request_timeout_s / 4)
+        self._sweeping = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = Exchange(self, scope, receive, send)
+        try:
+            await exchange.run()
+        finally:
+            exchange.finish()
+
+    def watch(self, exchange: Exchange) -> None:
+        self.watched.add(exchange)
+        if not self._sweeping:
+            self._sweeping = True
+            asyncio.get_running_loop().call_later(self.sweep_s, self._sweep)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for exchange in [e for e in self.watched if now >= e.deadline]:
+            exchange.expire()
+        if self.watched:
+            loop.call_later(self.sweep_s, self._sweep)
+        else:
+            self._sweeping = False
+
+
 class Exchange:
     """One request through the guard: what it was, what it holds, how it was answered."""
 
@@ -118,11 +153,14 @@ class Exchange:
         self.guard, self.scope, self._receive, self._send = guard, scope, receive, send
         self.started = time.perf_counter()
         request_id = length = None
+        self.api_key: bytes | None = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 request_id = value if REQUEST_ID_RE.fullmatch(value) else None
             elif key == b"content-length":
                 length = value
+            elif key == b"x-api-key":
+                self.api_key = value
         self.request_id = request_id.decode() if request_id else new_request_id()
         scope["request_id"] = self.request_id
         self.length = length
@@ -136,30 +174,37 @@ class Exchange:
         self.counted = False
         self.reserved = 0  # body bytes this request holds in the guard's budget
         self.received = 0
-        self.deadline: asyncio.Timeout | None = None
+        self.deadline = 0.0
+        self.expired = False
+        self.task: asyncio.Task | None = None
 
     # -- the request -------------------------------------------------------------------------
     async def run(self) -> None:
         guard, settings = self.guard, self.guard.settings
-        guard.metrics.in_flight.inc()
+        guard.in_flight += 1
         refusal = self.admit()
         if refusal is not None:
             await self.reject(refusal)
             return
+        handler = guard.hot_routes.get(self.scope["path"])
         try:
             if self.limited:
                 self.counted = True
                 guard.active += 1
                 # Until the body is in, the protocol's body timeout applies; from then on the
                 # request has REQUEST_TIMEOUT_S (``receive`` moves the deadline).
-                budget = settings.body_timeout_s + settings.request_timeout_s
-                async with asyncio.timeout(budget) as self.deadline:
-                    await guard.app(self.scope, self.receive, self.send)
+                loop = asyncio.get_running_loop()
+                self.deadline = loop.time() + settings.body_timeout_s + settings.request_timeout_s
+                self.task = asyncio.current_task()
+                guard.watch(self)
+            if handler is not None:
+                await handler(self)
             else:
                 await guard.app(self.scope, self.receive, self.send)
-        except TimeoutError:
-            if self.deadline is None or not self.deadline.expired():
+        except asyncio.CancelledError:
+            if not self.expired:
                 raise
+            self.task.uncancel()  # type: ignore[union-attr]  # ours, and handled here
             guard.metrics.rejected.labels("timeout").inc()
             await self.reject(errors.timed_out(settings.request_timeout_s), "timeout")
         except BodyTooLarge:
@@ -172,9 +217,19 @@ class Exchange:
                 guard.metrics.rejected.labels("body_timeout").inc()
             else:
                 self.status, self.reason = CLIENT_CLOSED, "client_closed"
-        except Exception:
-            log.exception("unhandled error", extra={"request_id": self.request_id})
-            await self.reject(errors.internal_error())
+        except Exception as exc:
+            error = errors.as_api_error(exc)
+            if error is None:
+                log.exception("unhandled error", extra={"request_id": self.request_id})
+                error = errors.internal_error()
+            await self.reject(error)
+
+    def expire(self) -> None:
+        """Past the deadline: stop waiting for the work (``run`` answers 504)."""
+        self.guard.watched.discard(self)
+        if self.task is not None and not self.response_started:
+            self.expired = True
+            self.task.cancel()
 
     def admit(self) -> ApiError | None:
         """Refuse before reading anything, or reserve the body's bytes in the budget."""
@@ -186,11 +241,8 @@ class Exchange:
             return None  # no body, or a chunked one: counted while it is read
         if not self.length.isdigit():  # bytes.isdigit(): ASCII digits only
             return ApiError(400, "bad_request", "invalid Content-Length header")
-        length = (
-            int(self.length)
-            if len(self.length) <= _MAX_LENGTH_DIGITS
-            else settings.max_body_bytes + 1
-        )
+        too_long = len(self.length) > _MAX_LENGTH_DIGITS
+        length = settings.max_body_bytes + 1 if too_long else int(self.length)
         if length > settings.max_body_bytes:
             guard.metrics.rejected.labels("body_too_large").inc()
             return errors.body_too_large(settings.max_body_bytes)
@@ -224,9 +276,20 @@ class Exchange:
             if guard.body_bytes > settings.body_budget_bytes and guard.body_bytes > self.reserved:
                 guard.metrics.rejected.labels("body_budget").inc()
                 raise OverBudget
-        if not message.get("more_body", False) and self.deadline is not None:
-            self.deadline.reschedule(asyncio.get_running_loop().time() + settings.request_timeout_s)
+        if self.counted and not message.get("more_body", False):
+            self.deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
         return message
+
+    async def body(self) -> bytes:
+        """The whole request body (for the hot routes, which read it themselves)."""
+        chunks = []
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     # -- the answer --------------------------------------------------------------------------
     async def send(self, message: Message) -> None:
@@ -238,6 +301,15 @@ class Exchange:
                 extra.append((b"connection", b"close"))
             message["headers"] = [*message.get("headers", ()), *extra]
         await self._send(message)
+
+    async def respond(
+        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON_HEADERS
+    ) -> None:
+        length = [(b"content-length", str(len(body)).encode())]
+        await self.send(
+            {"type": "http.response.start", "status": status, "headers": [*headers, *length]}
+        )
+        await self._send({"type": "http.response.body", "body": body})
 
     async def reject(self, error: ApiError, reason: str = "") -> None:
         """Answer ``error`` unless a response has begun (then only the log says so)."""
@@ -258,8 +330,9 @@ class Exchange:
         guard = self.guard
         if self.counted:
             guard.active -= 1
+            guard.watched.discard(self)
+        guard.in_flight -= 1
         guard.body_bytes -= self.reserved
-        guard.metrics.in_flight.dec()
         elapsed = time.perf_counter() - self.started
         record(
             guard.service,

@@ -1,7 +1,17 @@
-"""JSON logs: one object per line on stdout, the request line without any payload."""
+"""JSON logs: one object per line on stdout, the request line without any payload.
+
+Every line has ``ts``, ``level``, ``logger`` and ``msg``, then its own fields. The per-request
+access line is the hot one: through ``logging`` it costs ~15 us (a record, a lock, a format, a
+write and a flush per line), a tenth of a one-row prediction. So once ``setup_logging`` has put
+the JSON handler on stdout, ``ACCESS`` encodes the line itself and writes lines in batches
+(``flush`` runs on the server's 10 Hz tick and at exit): the same bytes, at most 0.1 s later.
+Without ``setup_logging`` (tests capturing logs, the app embedded elsewhere) the line goes through
+``logging`` like every other line.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import time
@@ -21,11 +31,21 @@ SAMPLE_LOGGER = __name__.split(".")[0] + ".samples"
 SAMPLE_EVENT = "prediction_sample"  # what monitoring/drift.py reads back
 
 
+_second: list[Any] = [None, ""]
+
+
+def timestamp(now: float) -> str:
+    """``2026-01-31T12:00:00.123Z`` (UTC, milliseconds); the second is formatted once."""
+    second = int(now)
+    if second != _second[0]:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -39,12 +59,51 @@ class JsonFormatter(logging.Formatter):
         return _encode(entry).decode()
 
 
+class AccessLog:
+    """The access line of each request, batched when the JSON handler on stdout is ours."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger(ACCESS_LOGGER)
+        self.handler: logging.StreamHandler | None = None
+        self._lines: list[bytes] = []
+
+    def write_to(self, handler: logging.StreamHandler | None) -> None:
+        self.flush()
+        self.handler = handler
+
+    def write(self, fields: dict[str, Any]) -> None:
+        if self.handler is None:
+            self.logger.info("request", extra=fields)
+        elif self.logger.isEnabledFor(logging.INFO):
+            head = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER}
+            self._lines.append(_encode({**head, "msg": "request", **fields}))
+            if len(self._lines) >= 256:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._lines or self.handler is None:
+            return
+        lines, self._lines = self._lines, []
+        text = (b"\n".join(lines) + b"\n").decode()
+        with self.handler.lock:  # never inside another thread's line
+            self.handler.stream.write(text)
+            self.handler.stream.flush()
+
+
+ACCESS = AccessLog()
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # No caller lookup, thread or process names per record: no line carries them.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    ACCESS.write_to(handler)
+    atexit.register(ACCESS.flush)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []

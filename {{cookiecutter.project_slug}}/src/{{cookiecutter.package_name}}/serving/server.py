@@ -33,7 +33,7 @@ import uvicorn
 from .app import create_app
 from .config import ConfigError, Settings
 from .guard import new_request_id, record_refusal
-from .logs import setup_logging
+from .logs import ACCESS, setup_logging
 from .protocol import HttpLimits, LimitedHttpToolsProtocol
 from .service import Service
 
@@ -73,6 +73,7 @@ class DrainingServer(uvicorn.Server):
     async def on_tick(self, counter: int) -> bool:
         if self._close_at is not None and time.monotonic() >= self._close_at:
             self.should_exit = True
+        ACCESS.flush()  # the access lines of the last 0.1 s, in one write
         now = asyncio.get_running_loop().time()
         for connection in list(self.server_state.connections):
             enforce = getattr(connection, "enforce_deadline", None)
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     server.run()
+    ACCESS.flush()
     if server.exit_code == 0 and not server.started:
         return 1  # e.g. the port was taken: uvicorn logged why
     log.info("stopped", extra={"exit_code": server.exit_code})
