@@ -11,6 +11,7 @@ import ast
 import configparser
 import hashlib
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ import yaml
 from .conftest import Rendered, run
 
 ROC_AUC_FLOOR = 0.80  # the default data give ~0.85 with logistic regression
+# dvc.yaml names every path as ${key} into params.yaml (DVC's templating).
+REFERENCE = re.compile(r"\$\{\s*([A-Za-z0-9_.-]+)\s*\}")
 
 
 def cli_commands(dev: Path, package: str) -> set[str]:
@@ -29,6 +32,25 @@ def cli_commands(dev: Path, package: str) -> set[str]:
         if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "COMMANDS":
             return {key.value for key in node.value.keys}
     raise AssertionError("cli.py has no COMMANDS table")
+
+
+def resolve(value, params: dict):
+    """dvc.yaml as DVC reads it: every ${key} replaced by its params.yaml value."""
+    if isinstance(value, str):
+
+        def lookup(match: re.Match) -> str:
+            found = params
+            for part in match[1].split("."):
+                assert isinstance(found, dict) and part in found, f"dvc.yaml: no param {match[1]}"
+                found = found[part]
+            return str(found)
+
+        return REFERENCE.sub(lookup, value)
+    if isinstance(value, list):
+        return [resolve(item, params) for item in value]
+    if isinstance(value, dict):
+        return {resolve(k, params): resolve(v, params) for k, v in value.items()}
+    return value
 
 
 def out_path(entry: str | dict) -> str:
@@ -54,8 +76,8 @@ def param_keys(entries: list) -> list[str]:
 def test_dvc_yaml_params_and_config_are_consistent(scenario: Rendered) -> None:
     dev = scenario.dev
     package = next(p.name for p in (dev / "src").iterdir() if (p / "cli.py").exists())
-    pipeline = yaml.safe_load((dev / "dvc.yaml").read_text())
     params = yaml.safe_load((dev / "params.yaml").read_text())
+    pipeline = resolve(yaml.safe_load((dev / "dvc.yaml").read_text()), params)
     stages = pipeline["stages"]
     data_source = scenario.answers["data_source"]
 
@@ -185,3 +207,48 @@ def test_repro_is_fast_good_and_reproducible(installed_default: Rendered, git_id
         p for p in changed if p not in {"dvc.lock", "uv.lock"} and not p.startswith("reports/")
     ]
     assert not unexpected, unexpected
+
+
+def dvc_status(dev: Path, env: dict[str, str]) -> dict:
+    out = run(["uv", "run", "--frozen", "dvc", "status", "--json"], cwd=dev, env=env)
+    return json.loads(out)
+
+
+def changed_deps(status: dict) -> dict[str, set[str]]:
+    """{stage: the paths of its changed deps} from ``dvc status --json``."""
+    changed: dict[str, set[str]] = {}
+    for stage, entries in status.items():
+        for entry in entries:
+            if isinstance(entry, dict) and "changed deps" in entry:
+                changed.setdefault(stage, set()).update(entry["changed deps"])
+    return changed
+
+
+@pytest.mark.slow
+def test_dvc_sees_an_edit_to_a_module_a_stage_imports_only_indirectly(
+    installed_default: Rendered, git_identity_env
+) -> None:
+    """`prepare` imports features.py only through data/cleaning.py and data/contract.py, and
+    `train` builds its matrix with pipeline/matrix.py (the old bug: DVC did not know it)."""
+    dev = installed_default.dev
+    env = {**git_identity_env, "DVC_NO_ANALYTICS": "1"}
+    package = next(p.name for p in (dev / "src").iterdir() if (p / "cli.py").exists())
+    run(["make", "repro"], cwd=dev, env=env)  # nothing to do if the repro test ran first
+    assert dvc_status(dev, env) == {}
+    prepare_py = (dev / "src" / package / "pipeline" / "prepare.py").read_text()
+    assert "features" not in prepare_py  # the premise: no direct import
+    edits = {
+        f"src/{package}/features.py": {"prepare", "train", "evaluate", "export"},
+        f"src/{package}/pipeline/matrix.py": {"train", "evaluate", "export"},
+    }
+    for rel, stages in edits.items():
+        path = dev / rel
+        original = path.read_bytes()
+        try:
+            path.write_bytes(original + b"\n# an edit DVC must see\n")
+            changed = changed_deps(dvc_status(dev, env))
+            assert set(changed) == stages, (rel, changed)
+            assert all(changed[stage] == {rel} for stage in stages), (rel, changed)
+        finally:
+            path.write_bytes(original)
+    assert dvc_status(dev, env) == {}

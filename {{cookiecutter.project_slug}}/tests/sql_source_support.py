@@ -59,7 +59,7 @@ class SqlSourceChecks:
         self, table: str, tmp_path: Path, monkeypatch
     ) -> None:
         monkeypatch.setenv("DATA_URL", self.url)
-        from_sql = load_raw({"source": "sql", "table": table}, CONTRACT)
+        from_sql = load_raw("sql", CONTRACT, table=table)
         write(generate(ROWS, seed=5), tmp_path / "t.csv")
         from_csv = read_csv(tmp_path / "t.csv", CONTRACT)
         assert len(from_sql) == ROWS and from_sql["id"].tolist() == list(range(1, ROWS + 1))
@@ -82,7 +82,7 @@ class SqlSourceChecks:
     def test_missing_table_and_missing_url_are_clear_errors(self, table: str, monkeypatch) -> None:
         monkeypatch.setenv("DATA_URL", self.url)
         with pytest.raises(DataSourceError, match="table 'no_such_table' not found"):
-            load_raw({"source": "sql", "table": "no_such_table"}, CONTRACT)
+            load_raw("sql", CONTRACT, table="no_such_table")
         monkeypatch.delenv("DATA_URL")
         with pytest.raises(DataSourceError, match="DATA_URL is not set"):
-            load_raw({"source": "sql", "table": table}, CONTRACT)
+            load_raw("sql", CONTRACT, table=table)

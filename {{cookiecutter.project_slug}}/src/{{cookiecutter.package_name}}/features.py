@@ -4,23 +4,26 @@
 request model, the encoder, the model card and the docs all come from it, so training and
 serving cannot disagree on columns, types, categories or the decision threshold.
 
-This module imports only the standard library and NumPy: it is on the serving request path,
-where pandas and scikit-learn are never imported.
+This module imports only the standard library, NumPy and msgspec: it is on the serving request
+path, where pandas and scikit-learn are never imported.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
-SCHEMA_VERSION = 1
+# 2: features.json carries a checksum, and the model version covers the schema (see model_version).
+SCHEMA_VERSION = 2
 KINDS = ("numeric", "money", "percent", "categorical")
 
 # Text parsing. Every pattern here runs in linear time on any input: the values come from HTTP
@@ -204,11 +207,27 @@ class Feature:
         return [self.name]
 
 
-@dataclass
-class FeatureSchema:
-    """Everything the service needs to know about the model's inputs and decision."""
+# The fields of the file that describe the artefacts rather than decide a prediction: the model
+# version covers everything else (see ``FeatureSchema.model_version``).
+_METADATA_FIELDS = ("model", "metrics")
 
-    features: list[Feature]
+
+def _digest(data: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace): the same content, the same hash."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """Everything the service needs to know about the model's inputs and decision.
+
+    Immutable: ``train`` builds it once, with the threshold it chose; ``export`` derives the
+    shipped form with ``exported`` (model metadata, ONNX hash, version, metrics). A stage that
+    holds a schema holds a whole one.
+    """
+
+    features: tuple[Feature, ...]
     threshold: float
     threshold_policy: dict[str, Any] = field(default_factory=dict)
     target: str = "y"
@@ -217,6 +236,17 @@ class FeatureSchema:
     metrics: dict[str, Any] = field(default_factory=dict)
     onnx_input: str = "input"
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # Own copies, so the caller's list and dicts cannot change this schema afterwards.
+        object.__setattr__(self, "features", tuple(self.features))
+        for name in ("threshold_policy", "model", "metrics"):
+            object.__setattr__(self, name, dict(getattr(self, name)))
+        threshold = self.threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ValueError(f"threshold must be a number, got {type(threshold).__name__}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
 
     @property
     def n_inputs(self) -> int:
@@ -229,7 +259,7 @@ class FeatureSchema:
     def slot_names(self) -> list[str]:
         return [slot for feature in self.features for slot in feature.slot_names()]
 
-    def to_dict(self) -> dict[str, Any]:
+    def _content(self) -> dict[str, Any]:
         data = asdict(self)
         data["n_inputs"] = self.n_inputs
         data["features"] = [
@@ -237,23 +267,86 @@ class FeatureSchema:
         ]
         return data
 
+    @property
+    def checksum(self) -> str:
+        """sha256 over the canonical JSON of the whole schema (what ``features.json`` holds)."""
+        return _digest(self._content())
+
+    def model_version(self, onnx_sha256: str, code_version: str) -> str:
+        """``<code_version>+<12 hex digits>`` for this schema served with that ONNX file.
+
+        The digits hash the ONNX bytes (through their sha256) together with every field that
+        decides a prediction (features, threshold, policy, input name, ...), so a new model or a
+        new threshold always gets a new version.
+        """
+        deciding = {k: v for k, v in self._content().items() if k not in _METADATA_FIELDS}
+        digest = _digest({"onnx_sha256": onnx_sha256, "schema": deciding})
+        return f"{code_version}+{digest[:12]}"
+
+    def exported(
+        self,
+        onnx_sha256: str,
+        code_version: str,
+        model: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+    ) -> FeatureSchema:
+        """This schema as ``export`` ships it beside the ONNX file whose sha256 is given."""
+        version = self.model_version(onnx_sha256, code_version)
+        return replace(
+            self,
+            model={**model, "sha256": onnx_sha256, "version": version},
+            metrics=dict(metrics),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``features.json``: every field, ``n_inputs`` and the checksum."""
+        content = self._content()
+        return {**content, "checksum": _digest(content)}
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
-        if data.get("schema_version") != SCHEMA_VERSION:
+    def from_dict(cls, data: Any) -> FeatureSchema:
+        """Read what ``to_dict`` wrote, whole or not at all.
+
+        Raises ``ValueError`` naming the problem: not a JSON object, another schema version, a
+        missing, unknown or mistyped field (with its JSON path, e.g. ``$.threshold``), or a
+        missing or wrong checksum (the file was edited, or not written to the end, after export).
+        """
+        try:
+            version = msgspec.convert(data, _SchemaHead).schema_version
+            if version != SCHEMA_VERSION:
+                raise ValueError(
+                    f"feature schema version {version!r} is not {SCHEMA_VERSION} "
+                    "(written by another version of the code)"
+                )
+            parsed = msgspec.convert(data, _SchemaFile)
+        except msgspec.ValidationError as exc:
+            raise ValueError(str(exc)) from None
+        features = []
+        for index, entry in enumerate(parsed.features):
+            try:
+                features.append(Feature(**msgspec.structs.asdict(entry)))
+            except ValueError as exc:
+                raise ValueError(f"{exc} - at `$.features[{index}]`") from None
+        fields = {
+            name: getattr(parsed, name)
+            for name in cls.__dataclass_fields__
+            if name not in {"features", "threshold"}
+        }
+        try:
+            schema = cls(features=tuple(features), threshold=parsed.threshold, **fields)
+        except ValueError as exc:
+            raise ValueError(f"{exc} - at `$.threshold`") from None
+        if parsed.n_inputs != schema.n_inputs:
             raise ValueError(
-                f"feature schema version {data.get('schema_version')!r} is not {SCHEMA_VERSION}: "
-                "re-run `dvc repro export` with this version of the code"
-            )
-        features = [
-            Feature(**{**item, "categories": tuple(item.get("categories", ()))})
-            for item in data["features"]
-        ]
-        known = {k: v for k, v in data.items() if k not in {"features", "n_inputs"}}
-        schema = cls(features=features, **known)
-        if "n_inputs" in data and data["n_inputs"] != schema.n_inputs:
-            raise ValueError(
-                f"feature schema says n_inputs={data['n_inputs']} "
+                f"feature schema says n_inputs={parsed.n_inputs} "
                 f"but its features add up to {schema.n_inputs}"
+            )
+        if parsed.checksum is None:
+            raise ValueError("it has no checksum, so it was not written by `export`")
+        if parsed.checksum != _digest({k: v for k, v in data.items() if k != "checksum"}):
+            raise ValueError(
+                "its checksum does not match its content: it was edited, or not written to "
+                "the end, after `export` wrote it"
             )
         return schema
 
@@ -262,7 +355,40 @@ class FeatureSchema:
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSchema:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            data = msgspec.json.decode(Path(path).read_bytes())
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc})") from None
+        return cls.from_dict(data)
+
+
+# How ``features.json`` is decoded: msgspec checks every field's presence and type and names the
+# path of the first one that is wrong. Every field is required except the checksum, whose absence
+# gets its own message.
+class _SchemaHead(msgspec.Struct):
+    schema_version: Any = None
+
+
+class _FeatureEntry(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    kind: str
+    nullable: bool
+    categories: tuple[str, ...]
+    description: str
+
+
+class _SchemaFile(msgspec.Struct, forbid_unknown_fields=True):
+    schema_version: int
+    features: list[_FeatureEntry]
+    threshold: float
+    threshold_policy: dict[str, Any]
+    target: str
+    group_column: str | None
+    model: dict[str, Any]
+    metrics: dict[str, Any]
+    onnx_input: str
+    n_inputs: int
+    checksum: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,14 +447,19 @@ COLUMN_PARSERS: dict[str, Callable[[Sequence[str]], list[float]]] = {
 
 
 class Encoder:
-    """Turns records into the model's float32 input tensor, following a ``FeatureSchema``."""
+    """Turns records into the model's float32 input tensor, following a ``FeatureSchema``.
 
-    def __init__(self, schema: FeatureSchema):
-        self.schema = schema
-        self.n_inputs = schema.n_inputs
+    Only the features matter, so a bare feature list will do: ``train`` encodes its data before
+    it has chosen the threshold that completes the schema.
+    """
+
+    def __init__(self, schema: FeatureSchema | Sequence[Feature]):
+        features = schema.features if isinstance(schema, FeatureSchema) else tuple(schema)
+        self.features = features
+        self.n_inputs = sum(feature.width for feature in features)
         self._plan: list[tuple[Feature, int, Converter | dict[str, int]]] = []
         offset = 0
-        for feature in schema.features:
+        for feature in features:
             if feature.kind == "categorical":
                 lookup = {category: i for i, category in enumerate(feature.categories)}
                 self._plan.append((feature, offset, lookup))

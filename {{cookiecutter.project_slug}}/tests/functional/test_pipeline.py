@@ -2,50 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-import yaml
 
+from dvc_support import REPO, entry_path, outputs, pipeline
+from {{ cookiecutter.package_name }}.config import Params, read_split
 from {{ cookiecutter.package_name }}.data.contract import Contract
 from {{ cookiecutter.package_name }}.data.sources import read_csv
 from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
 from {{ cookiecutter.package_name }}.pipeline import export
-from {{ cookiecutter.package_name }}.pipeline.config import Paths, encode, load_bundle, load_params
-from {{ cookiecutter.package_name }}.pipeline.prepare import read_split
+from {{ cookiecutter.package_name }}.pipeline.matrix import encode
+from {{ cookiecutter.package_name }}.pipeline.trained import TrainedModel
 
-REPO = Path(__file__).resolve().parents[2]
-DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
-
-
-def declared_outputs(stage: dict) -> list[str]:
-    entries = [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]
-    return [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
+DVC = pipeline()
 
 
 def test_every_declared_output_is_written(trained_project: Path) -> None:
     for name, stage in DVC["stages"].items():
-        for out in declared_outputs(stage):
+        for out in outputs(stage):
             assert (trained_project / out).exists(), (
                 f"stage {name} declares {out} but did not write it"
             )
 
 
 def test_stage_outputs_cover_what_later_stages_read(trained_project: Path) -> None:
-    produced = {out for stage in DVC["stages"].values() for out in declared_outputs(stage)}
+    produced = {out for stage in DVC["stages"].values() for out in outputs(stage)}
     for name, stage in DVC["stages"].items():
-        for dep in stage.get("deps", []):
+        for dep in map(entry_path, stage.get("deps", [])):
             assert dep in produced or (REPO / dep).exists(), (
                 f"stage {name}: dep {dep} comes from nowhere"
             )
 
 
 def test_metrics_show_real_signal(trained_project: Path) -> None:
-    metrics = json.loads(Paths(trained_project).metrics.read_text())
+    metrics = json.loads(Params.load(trained_project).path("metrics").read_text())
     assert metrics["roc_auc"] > 0.75
     assert metrics["pr_auc"] > metrics["positive_rate"]
     assert 0.15 <= metrics["positive_rate"] <= 0.25
@@ -56,33 +53,39 @@ def test_metrics_show_real_signal(trained_project: Path) -> None:
 
 
 def test_fairness_report_and_model_card(trained_project: Path) -> None:
-    paths = Paths(trained_project)
-    report = json.loads(paths.fairness.read_text())
+    params = Params.load(trained_project)
+    report = json.loads(params.path("fairness").read_text())
     assert set(report["groups"]) == {"group_a", "group_b"}
     for group in report["groups"].values():
         assert (
             0 <= group["selection_rate"] <= 1 and 0 <= group["tpr"] <= 1 and 0 <= group["fpr"] <= 1
         )
     assert set(report["gaps"]) == {"selection_rate", "tpr", "fpr"}
-    card = paths.model_card.read_text()
+    card = params.path("model_card").read_text()
     assert "| Group | Rows | Positive rate | Selection rate | TPR | FPR |" in card
     assert "| group_a |" in card and "| group_b |" in card
     assert "- [ ] SME review" in card and "Ethics review" in card
     for figure in ("roc", "pr", "calibration", "confusion"):
-        assert (paths.figures / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (params.path("figures") / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_feature_schema_round_trip(trained_project: Path) -> None:
-    paths = Paths(trained_project)
-    schema = FeatureSchema.load(paths.feature_schema)
+    params = Params.load(trained_project)
+    path = params.path("models") / "features.json"
+    schema = FeatureSchema.load(path)
     assert FeatureSchema.from_dict(schema.to_dict()).to_dict() == schema.to_dict()
-    assert json.loads(paths.feature_schema.read_text()) == schema.to_dict()
-    bundle_schema = load_bundle(paths.model_pickle)["schema"]
-    assert schema.names == bundle_schema.names
-    assert schema.threshold == bundle_schema.threshold
+    assert json.loads(path.read_text()) == schema.to_dict()
+    trained = TrainedModel.load(params.path("model_pickle"))
+    # export adds only the metadata to the schema train built: the deciding fields are train's.
+    assert replace(schema, model={}, metrics={}) == trained.schema
     assert schema.threshold_policy == {"policy": "top_fraction", "top_fraction": 0.25}
-    assert schema.model["sha256"] and schema.model["version"].endswith(schema.model["sha256"][:12])
-    assert schema.metrics == json.loads(paths.metrics.read_text())
+    onnx = (params.path("models") / "model.onnx").read_bytes()
+    assert schema.model["sha256"] == hashlib.sha256(onnx).hexdigest()
+    code_version = schema.model["version"].rpartition("+")[0]
+    assert schema.model["version"] == trained.schema.model_version(
+        schema.model["sha256"], code_version
+    )
+    assert schema.metrics == json.loads(params.path("metrics").read_text())
     kinds = {feature.name: feature.kind for feature in schema.features}
     assert kinds["x12"] == "money" and kinds["x62"] == "percent" and kinds["x31"] == "categorical"
     assert "group" not in kinds and "y" not in kinds and "id" not in kinds
@@ -91,13 +94,13 @@ def test_feature_schema_round_trip(trained_project: Path) -> None:
 def test_onnx_serves_raw_records_like_sklearn(trained_project: Path) -> None:
     """The service path (raw JSON-like records → Encoder → ONNX) matches sklearn on the same
     held-out rows cleaned by the pipeline."""
-    paths = Paths(trained_project)
-    params = load_params(paths.params)
-    contract = Contract.from_params(params["contract"])
-    schema = FeatureSchema.load(paths.feature_schema)
-    model = load_bundle(paths.model_pickle)["pipeline"]
-    held_out = set(read_split(paths, "test", contract)[contract.id].head(200))
-    raw = read_csv(paths.data_file(params), contract)
+    params = Params.load(trained_project)
+    contract = Contract.from_params(params.read("contract"))
+    schema = FeatureSchema.load(params.path("models") / "features.json")
+    model = TrainedModel.load(params.path("model_pickle")).pipeline
+    test = read_split(params.path("test_split"), contract.label_columns())
+    held_out = set(test[contract.id].head(200))
+    raw = read_csv(params.root / params.read("data.path"), contract)
     raw = raw[raw[contract.id].isin(held_out)].reset_index(drop=True)
     records = [
         {k: v for k, v in row.items() if not (isinstance(v, float) and np.isnan(v))}
@@ -107,7 +110,7 @@ def test_onnx_serves_raw_records_like_sklearn(trained_project: Path) -> None:
     assert any(isinstance(r.get("x12"), str) and r["x12"].startswith("(") for r in records)
     matrix = Encoder(schema).encode_records(records)
     session = ort.InferenceSession(
-        paths.model_onnx.read_bytes(), providers=["CPUExecutionProvider"]
+        (params.path("models") / "model.onnx").read_bytes(), providers=["CPUExecutionProvider"]
     )
     assert [i.name for i in session.get_inputs()] == [schema.onnx_input]
     assert session.get_inputs()[0].shape[1] == schema.n_inputs
@@ -115,21 +118,22 @@ def test_onnx_serves_raw_records_like_sklearn(trained_project: Path) -> None:
     from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
 
     sklearn_scores = model.predict_proba(encode(clean_frame(raw, contract), schema))[:, 1]
-    np.testing.assert_allclose(onnx_scores, sklearn_scores, atol=params["export"]["parity_atol"])
+    np.testing.assert_allclose(onnx_scores, sklearn_scores, atol=params.read("export.parity_atol"))
 
 
 def test_parity_check_fails_on_a_different_model(trained_project: Path, project_factory) -> None:
-    paths = Paths(trained_project)
-    bundle = load_bundle(paths.model_pickle)
+    params = Params.load(trained_project)
+    trained = TrainedModel.load(params.path("model_pickle"))
     other = project_factory(
         "other-model", stages=("generate-data", "prepare", "train"), data__seed=1
     )
-    other_bundle = load_bundle(Paths(other).model_pickle)
-    other_onnx = export.to_onnx(other_bundle["pipeline"], other_bundle["schema"], 17)
-    test = read_split(paths, "test", Contract.from_params(load_params(paths.params)["contract"]))
-    matrix = encode(test.head(200), bundle["schema"])
+    other_trained = TrainedModel.load(Params.load(other).path("model_pickle"))
+    other_onnx = export.to_onnx(other_trained.pipeline, other_trained.schema, 17)
+    contract = Contract.from_params(params.read("contract"))
+    test = read_split(params.path("test_split"), contract.label_columns())
+    matrix = encode(test.head(200), trained.schema)
     with pytest.raises(export.ParityError, match="parity_atol"):
-        export.parity(bundle["pipeline"], other_onnx, bundle["schema"], matrix, atol=1e-4)
+        export.parity(trained.pipeline, other_onnx, trained.schema, matrix, atol=1e-4)
 
 
 def test_reruns_give_identical_bytes(trained_project: Path, project_factory) -> None:
@@ -151,17 +155,19 @@ def test_gradient_boosting_option(project_factory) -> None:
     root = project_factory(
         "gbm", train__model="gradient_boosting", train__gradient_boosting__max_iter=20
     )
-    metrics = json.loads(Paths(root).metrics.read_text())
-    parity = json.loads(Paths(root).parity.read_text())
+    params = Params.load(root)
+    metrics = json.loads(params.path("metrics").read_text())
+    parity = json.loads(params.path("parity").read_text())
     assert metrics["roc_auc"] > 0.75
     assert parity["passed"] and parity["max_abs_diff"] <= parity["atol"]
-    assert FeatureSchema.load(Paths(root).feature_schema).model["family"] == "gradient_boosting"
+    schema = FeatureSchema.load(params.path("models") / "features.json")
+    assert schema.model["family"] == "gradient_boosting"
 
 
 def test_prepare_rejects_data_that_break_the_contract(project_factory) -> None:
     root = project_factory("broken", stages=("generate-data",))
-    params = load_params(root / "params.yaml")
-    path = Paths(root).data_file(params)
+    params = Params.load(root)
+    path = root / params.read("data.path")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     frame.loc[3, "x31"] = "atlantis"
     frame.to_csv(path, index=False)
@@ -170,4 +176,4 @@ def test_prepare_rejects_data_that_break_the_contract(project_factory) -> None:
 
     with pytest.raises(SchemaError, match=r"'x31'.*'atlantis' \(row 3\)"):
         cli.main(["prepare", "--root", str(root)])
-    assert not Paths(root).split("train").exists()
+    assert not params.path("train_split").exists()

@@ -264,9 +264,15 @@ def strict_client(
     """The served model with its first numeric feature made non-nullable in features.json."""
     model_dir = tmp_path_factory.mktemp("strict-model")
     schema = FeatureSchema.load(served_model_dir / "features.json")
-    first = next(i for i, f in enumerate(schema.features) if f.kind == "numeric")
-    schema.features[first] = replace(schema.features[first], nullable=False)
-    schema.save(model_dir / "features.json")
+    features = list(schema.features)
+    first = next(i for i, f in enumerate(features) if f.kind == "numeric")
+    features[first] = replace(features[first], nullable=False)
+    # A schema the service accepts: exported like `export` does, so its version covers the change.
+    code_version = schema.model["version"].rpartition("+")[0]
+    strict = replace(schema, features=tuple(features)).exported(
+        schema.model["sha256"], code_version, schema.model, schema.metrics
+    )
+    strict.save(model_dir / "features.json")
     (model_dir / "model.onnx").write_bytes((served_model_dir / "model.onnx").read_bytes())
     service = Service(settings_for(model_dir))
     service.load()
@@ -731,8 +737,11 @@ def test_prediction_samples_for_the_drift_job_are_opt_in(
 
 def test_model_and_schema_from_different_exports_refuse_to_load(served_model_dir, tmp_path) -> None:
     schema = FeatureSchema.load(served_model_dir / "features.json")
-    schema.model = {**schema.model, "sha256": "0" * 64}
-    schema.save(tmp_path / "features.json")
+    code_version = schema.model["version"].rpartition("+")[0]
+    # A whole, valid schema of another export (another ONNX file), beside this ONNX file.
+    schema.exported("0" * 64, code_version, schema.model, schema.metrics).save(
+        tmp_path / "features.json"
+    )
     (tmp_path / "model.onnx").write_bytes((served_model_dir / "model.onnx").read_bytes())
     with pytest.raises(Exception, match="different exports"):
         Model.load(tmp_path)

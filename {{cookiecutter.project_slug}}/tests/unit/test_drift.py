@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -101,3 +102,19 @@ def test_too_few_records_gives_no_verdict(profile, tmp_path, capsys):
     )
     assert "fewer than min_records=200" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_profile_from_another_export_is_refused(profile, tmp_path, capsys):
+    """An export stopped after the profile but before features.json: no verdict on a mix."""
+    models = tmp_path / "models"
+    models.mkdir()
+    SCHEMA.save(models / "features.json")
+    replace(profile, model_version="v0").save(models / "reference_profile.json")
+    log = tmp_path / "many.jsonl"
+    log.write_text(
+        "".join(json.dumps(s) + "\n" for s in samples(records(np.random.default_rng(6), 300)))
+    )
+    report = tmp_path / "r.json"
+    assert main(["--records", str(log), "--models", str(models), "--report", str(report)]) == 2
+    assert "different exports" in capsys.readouterr().err
+    assert not report.exists()

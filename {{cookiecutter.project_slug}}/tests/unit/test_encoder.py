@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
 from {{ cookiecutter.package_name }}.data.contract import Contract
 from {{ cookiecutter.package_name }}.data.synthetic import generate
 from {{ cookiecutter.package_name }}.features import Encoder, EncodingError, FeatureSchema
-from {{ cookiecutter.package_name }}.pipeline.config import encode
+from {{ cookiecutter.package_name }}.pipeline.matrix import encode
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
 CONTRACT = Contract.from_params(PARAMS["contract"])
@@ -69,7 +70,7 @@ def test_unknown_category_is_an_encoding_error(raw, schema: FeatureSchema) -> No
 
 
 def test_schema_file_round_trip(schema: FeatureSchema, tmp_path: Path) -> None:
-    schema.threshold_policy = {"policy": "top_fraction", "top_fraction": 0.25}
+    schema = replace(schema, threshold_policy={"policy": "top_fraction", "top_fraction": 0.25})
     schema.save(tmp_path / "features.json")
     loaded = FeatureSchema.load(tmp_path / "features.json")
     assert loaded.to_dict() == schema.to_dict()

@@ -110,6 +110,11 @@ class Contract:
         columns = [*self.money, *self.percent, *self.categorical]
         return [*columns, self.group] if self.group else columns
 
+    def label_columns(self) -> list[str]:
+        """Columns that hold labels after cleaning (categoricals and the group): the prepared
+        splits are read back with these as text."""
+        return [*self.categorical, self.group] if self.group else list(self.categorical)
+
 
 def _example(values: pd.Series, mask: pd.Series) -> str:
     position = int(np.flatnonzero(mask.to_numpy())[0])

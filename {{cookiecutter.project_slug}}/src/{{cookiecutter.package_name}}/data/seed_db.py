@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..pipeline.config import Paths, load_params
+from ..config import Params
 from .sources import data_url, redact
 from .synthetic import generate
 
@@ -68,13 +68,14 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--rows", type=int, help="override data.n_rows")
     parser.add_argument("--table", help="override data.table")
     args = parser.parse_args(list(argv))
-    params = load_params(Paths(args.root).params)
+    params = Params.load(args.root)
     url = data_url()
-    n_rows = args.rows or int(params["data"]["n_rows"])
-    table = args.table or params["data"]["table"]
+    n_rows = args.rows or int(params.read("data.n_rows"))
+    table = args.table or params.read("data.table")
+    seed_value = int(params.read("data.seed"))
     started = time.perf_counter()
-    print(f"seed-db: generating {n_rows} rows (seed {params['data']['seed']})", flush=True)
-    frame = generate(n_rows, int(params["data"]["seed"]))
+    print(f"seed-db: generating {n_rows} rows (seed {seed_value})", flush=True)
+    frame = generate(n_rows, seed_value)
     print(f"seed-db: writing table {table!r} at {redact(url)}", flush=True)
     written = seed(frame, table, url)
     print(f"seed-db: {written} rows in {time.perf_counter() - started:.1f}s", flush=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -75,13 +74,18 @@ def read_sql(table: str, contract: Contract, url: str) -> pd.DataFrame:
     return frame
 
 
-def load_raw(data: Mapping[str, Any], contract: Contract, root: Path = Path()) -> pd.DataFrame:
-    """Load the raw frame as configured by the ``data`` block of params.yaml."""
-    source = data.get("source", "csv")
-    if source == "csv":
-        frame = read_csv(root / data["path"], contract)
-    elif source == "sql":
-        frame = read_sql(data["table"], contract, data_url())
+def load_raw(
+    source: str, contract: Contract, *, path: Path | None = None, table: str | None = None
+) -> pd.DataFrame:
+    """Load the raw frame from ``source`` (params.yaml ``data.source``): the CSV file at ``path``
+    or the SQL ``table`` at ``DATA_URL``."""
+    if source == "csv" and path is not None:
+        frame = read_csv(path, contract)
+    elif source == "sql" and table is not None:
+        frame = read_sql(table, contract, data_url())
+    elif source in SOURCES:
+        setting = "data.path" if source == "csv" else "data.table"
+        raise DataSourceError(f"data.source is {source} but {setting} is not set")
     else:
         raise DataSourceError(f"data.source {source!r} is not one of {SOURCES}")
     if contract.id and contract.id in frame:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..pipeline.config import Paths, load_params
+from ..config import Params
 
 N_COLUMNS = 100
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -138,11 +138,10 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--seed", type=int, help="override data.seed")
     parser.add_argument("--out", type=Path, help="override data.path")
     args = parser.parse_args(list(argv))
-    paths = Paths(args.root)
-    params = load_params(paths.params)
-    n_rows = args.rows or int(params["data"]["n_rows"])
-    seed = int(params["data"]["seed"]) if args.seed is None else args.seed
-    out = args.out or paths.data_file(params)
+    params = Params.load(args.root)
+    n_rows = args.rows or int(params.read("data.n_rows"))
+    seed = int(params.read("data.seed")) if args.seed is None else args.seed
+    out = args.out or params.root / params.read("data.path")
     started = time.perf_counter()
     print(f"generate-data: {n_rows} rows, seed {seed}", flush=True)
     frame = generate(n_rows, seed)

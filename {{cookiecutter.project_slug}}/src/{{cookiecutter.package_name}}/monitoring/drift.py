@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..features import Encoder, EncodingError, FeatureSchema
+from ..model_files import PROFILE_FILE, SCHEMA_FILE
 from .profile import ReferenceProfile, live_histograms
 from .trigger import EpisodeState, TriggerConfig, TriggerError, trigger_retrain
 
@@ -170,8 +171,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    schema = FeatureSchema.load(args.models / "features.json")
-    profile = ReferenceProfile.load(args.models / "reference_profile.json")
+    schema = FeatureSchema.load(args.models / SCHEMA_FILE)
+    profile = ReferenceProfile.load(args.models / PROFILE_FILE)
+    if profile.model_version != schema.model.get("version"):
+        print(
+            f"drift: {PROFILE_FILE} is for model {profile.model_version!r} but {SCHEMA_FILE} for "
+            f"{schema.model.get('version')!r}: they come from different exports; run "
+            "`dvc repro export` (or `dvc pull`)",
+            file=sys.stderr,
+        )
+        return 2
     samples = list(read_samples(args.records))
     min_records = int(profile.drift["min_records"])
     if len(samples) < min_records:

@@ -27,11 +27,11 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from ..data.contract import Contract
-from .config import Paths, encode, load_bundle, load_params, stage_args, write_json
+from ..config import Params, read_split, stage_args, write_json
+from .matrix import encode, text_columns
 from .model_card import write_model_card
-from .prepare import read_split
 from .threshold import decide
+from .trained import TrainedModel
 
 
 def _round(value: float) -> float:
@@ -163,41 +163,39 @@ def figures(tables: Mapping[str, pd.DataFrame], out: Path) -> None:
     plt.close(fig)
 
 
-def run(params: Mapping[str, Any], root: Path = Path()) -> dict[str, Any]:
-    paths = Paths(root)
-    contract = Contract.from_params(params["contract"])
-    bundle = load_bundle(paths.model_pickle)
-    schema, model = bundle["schema"], bundle["pipeline"]
-    test = read_split(paths, "test", contract)
-    y = test[contract.target].to_numpy()
-    scores = model.predict_proba(encode(test, schema))[:, 1]
-    options = params["evaluate"]
+def run(params: Params) -> dict[str, Any]:
+    trained = TrainedModel.load(params.path("model_pickle"))
+    schema = trained.schema
+    test = read_split(params.path("test_split"), text_columns(schema))
+    y = test[schema.target].to_numpy()
+    scores = trained.pipeline.predict_proba(encode(test, schema))[:, 1]
+    options = params.read("evaluate")
 
     metrics = classification_metrics(y, scores, schema.threshold)
-    write_json(metrics, paths.metrics)
+    write_json(metrics, params.path("metrics"))
     report: dict[str, Any] = {}
-    if contract.group:
-        groups = test[contract.group].astype(str).to_numpy()
+    if schema.group_column:
+        groups = test[schema.group_column].astype(str).to_numpy()
         report = fairness(y, scores, groups, schema.threshold, float(options["max_fairness_gap"]))
-    write_json(report, paths.fairness)
+    write_json(report, params.path("fairness"))
 
     tables = curves(
         y, scores, schema.threshold, int(options["calibration_bins"]), int(options["curve_points"])
     )
-    paths.plots.mkdir(parents=True, exist_ok=True)
+    plots = params.path("plots")
+    plots.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        table.to_csv(paths.plots / f"{name}.csv", index=False, lineterminator="\n")
-    figures(tables, paths.figures)
+        table.to_csv(plots / f"{name}.csv", index=False, lineterminator="\n")
+    figures(tables, params.path("figures"))
 
-    sizes = {**bundle["rows"], "test": len(test)}
     write_model_card(
-        paths.model_card,
+        params.path("model_card"),
         params=params,
         schema=schema,
-        family=bundle["family"],
+        family=trained.family,
         metrics=metrics,
         fairness=report,
-        split_sizes=sizes,
+        split_sizes={**trained.rows, "test": len(test)},
     )
     return metrics
 
@@ -205,7 +203,7 @@ def run(params: Mapping[str, Any], root: Path = Path()) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> int:
     args = stage_args(argv, "metrics, plots, fairness and the model card on the test split")
     started = time.perf_counter()
-    metrics = run(load_params(Paths(args.root).params), args.root)
+    metrics = run(Params.load(args.root))
     print(
         f"evaluate: ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}, "
         f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f} at threshold "

@@ -3,9 +3,11 @@
 ``models/model.onnx`` takes ONE float32 tensor named ``FeatureSchema.onnx_input`` of shape
 ``[batch, n_inputs]`` (the encoder's output) and returns ``label`` and ``probabilities`` as plain
 tensors (no ZipMap), so the service reads ``probabilities[:, 1]``. ``models/features.json`` is the
-schema plus threshold, policy, model version and sha256, and the evaluation metrics.
+schema ``train`` built (features, threshold, policy) plus the ONNX file's sha256, the model
+version that derives from both, the evaluation metrics and a checksum over all of it.
 ``models/reference_profile.json`` bins every feature and the score on the training split; the
-drift job compares production traffic against it.
+drift job compares production traffic against it. The three files are published together
+(``model_files.publishing``): written aside, then renamed into place with ``features.json`` last.
 
 Parity check: held-out test rows are scored by the sklearn pipeline and by ONNX Runtime; the stage
 fails if any probability differs by more than ``export.parity_atol``.
@@ -18,17 +20,17 @@ import json
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..data.contract import Contract
+from ..config import Params, read_split, stage_args, write_json
 from ..features import FeatureSchema
+from ..model_files import ONNX_FILE, PROFILE_FILE, SCHEMA_FILE, publishing
 from ..monitoring.profile import ReferenceProfile
-from .config import Paths, encode, load_bundle, load_params, stage_args, write_json
-from .prepare import read_split
+from .matrix import encode, text_columns
+from .trained import TrainedModel
 
 ONNX_OUTPUTS = ("label", "probabilities")
 
@@ -109,47 +111,52 @@ def reference_profile(
     return ReferenceProfile.build(schema, matrix, scores, settings, bins=int(drift["bins"]))
 
 
-def run(params: Mapping[str, Any], root: Path = Path()) -> dict[str, Any]:
-    paths = Paths(root)
-    options = params["export"]
-    contract = Contract.from_params(params["contract"])
-    bundle = load_bundle(paths.model_pickle)
-    model, schema = bundle["pipeline"], bundle["schema"]
+def run(params: Params) -> dict[str, Any]:
+    options = params.read("export")
+    trained = TrainedModel.load(params.path("model_pickle"))
+    model, schema = trained.pipeline, trained.schema
 
     onnx_bytes = to_onnx(model, schema, int(options["target_opset"]))
-    test = read_split(paths, "test", contract)
+    test = read_split(params.path("test_split"), text_columns(schema))
     held_out = encode(test.head(int(options["parity_rows"])), schema)
     report = parity(model, onnx_bytes, schema, held_out, float(options["parity_atol"]))
 
     digest = hashlib.sha256(onnx_bytes).hexdigest()
-    schema.model = {
-        "family": bundle["family"],
-        "version": f"{__version__}+{digest[:12]}",
-        "sha256": digest,
-        "file": paths.model_onnx.name,
-        "onnx_outputs": list(ONNX_OUTPUTS),
-        "probability_output": "probabilities",
-        "positive_class_index": 1,
-        "target_opset": int(options["target_opset"]),
-        "train_rows": bundle["rows"]["train"],
-    }
-    schema.metrics = json.loads(paths.metrics.read_text())
-    paths.model_onnx.parent.mkdir(parents=True, exist_ok=True)
-    paths.model_onnx.write_bytes(onnx_bytes)
-    schema.save(paths.feature_schema)
-    reference_profile(model, schema, read_split(paths, "train", contract), params["drift"]).save(
-        paths.reference_profile
+    shipped = schema.exported(
+        onnx_sha256=digest,
+        code_version=__version__,
+        model={
+            "family": trained.family,
+            "file": ONNX_FILE,
+            "onnx_outputs": list(ONNX_OUTPUTS),
+            "probability_output": "probabilities",
+            "positive_class_index": 1,
+            "target_opset": int(options["target_opset"]),
+            "train_rows": trained.rows["train"],
+        },
+        metrics=json.loads(params.path("metrics").read_text()),
     )
-    write_json(report, paths.parity)
-    return {**report, "sha256": digest, "bytes": len(onnx_bytes)}
+    train = read_split(params.path("train_split"), text_columns(schema))
+    profile = reference_profile(model, shipped, train, params.read("drift"))
+    with publishing(params.path("models")) as scratch:
+        (scratch / ONNX_FILE).write_bytes(onnx_bytes)
+        profile.save(scratch / PROFILE_FILE)
+        shipped.save(scratch / SCHEMA_FILE)
+    write_json(report, params.path("parity"))
+    return {
+        **report,
+        "sha256": digest,
+        "version": shipped.model["version"],
+        "bytes": len(onnx_bytes),
+    }
 
 
 def main(argv: Sequence[str]) -> int:
     args = stage_args(argv, "ONNX model + feature schema, with a parity check")
     started = time.perf_counter()
-    summary = run(load_params(Paths(args.root).params), args.root)
+    summary = run(Params.load(args.root))
     print(
-        f"export: {summary['bytes']} bytes sha256 {summary['sha256'][:12]}, parity on "
+        f"export: version {summary['version']}, {summary['bytes']} bytes, parity on "
         f"{summary['rows']} rows max |diff| {summary['max_abs_diff']:.2e} "
         f"(atol {summary['atol']}), {time.perf_counter() - started:.1f}s"
     )

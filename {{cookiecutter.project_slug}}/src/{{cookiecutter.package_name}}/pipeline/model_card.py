@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..config import Params
 from ..features import FeatureSchema
 
 METRIC_LABELS = {
@@ -78,20 +79,19 @@ def fairness_table(report: Mapping[str, Any]) -> list[str]:
 
 
 def render(
-    params: Mapping[str, Any],
+    params: Params,
     schema: FeatureSchema,
     family: str,
     metrics: Mapping[str, Any],
     fairness: Mapping[str, Any],
     split_sizes: Mapping[str, int],
 ) -> str:
-    card = params.get("model_card") or {}
-    data = params["data"]
+    card = params.read("model_card")
     kinds = Counter(feature.kind for feature in schema.features)
     source = (
-        f"`{data['path']}`"
-        if data["source"] == "csv"
-        else f"SQL table `{data['table']}` (DATA_URL)"
+        f"`{params.read('data.path')}`"
+        if params.read("data.source") == "csv"
+        else f"SQL table `{params.read('data.table')}` (DATA_URL)"
     )
     policy = schema.threshold_policy
     if policy.get("policy") == "top_fraction":
@@ -126,7 +126,7 @@ def render(
         "",
         f"- Source: {source}; contract in `params.yaml` → `contract`",
         f"- Rows: train {split_sizes['train']}, validation {split_sizes['valid']}, "
-        f"test {split_sizes['test']} (stratified, seed {params['split']['seed']})",
+        f"test {split_sizes['test']} (stratified, seed {params.read('split.seed')})",
         f"- Target `{schema.target}`: positive rate {metrics['positive_rate']:.3f} on the test "
         "split",
         f"- Fairness group column: `{schema.group_column}` (never a model input)",

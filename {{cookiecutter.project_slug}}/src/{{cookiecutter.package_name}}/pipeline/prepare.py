@@ -1,25 +1,23 @@
 """DVC stage ``prepare``: load the raw data, clean it, check the contract, split it.
 
-Outputs ``data/prepared/{train,valid,test}.csv``: cleaned (money and percent are numbers), sorted
-by id and split deterministically (stratified on the target, seeded from ``split.seed``).
+Outputs the splits at ``paths.train_split``, ``paths.valid_split`` and ``paths.test_split``
+(``data/prepared/*.csv``): cleaned (money and percent are numbers), sorted by id and split
+deterministically (stratified on the target, seeded from ``split.seed``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..config import Params, stage_args
 from ..data.cleaning import clean_frame
 from ..data.contract import Contract, validate
 from ..data.sources import load_raw
-from .config import Paths, load_params, stage_args
-
-SPLITS = ("train", "valid", "test")
 
 
 def split(frame: pd.DataFrame, params: Mapping[str, Any], target: str) -> dict[str, pd.DataFrame]:
@@ -46,31 +44,32 @@ def split(frame: pd.DataFrame, params: Mapping[str, Any], target: str) -> dict[s
     }
 
 
-def read_split(paths: Paths, name: str, contract: Contract) -> pd.DataFrame:
-    """Read one prepared split back with the dtypes ``prepare`` wrote."""
-    text = dict.fromkeys(
-        [*contract.categorical, *([contract.group] if contract.group else [])], "object"
+def run(params: Params) -> dict[str, int]:
+    contract = Contract.from_params(params.read("contract"))
+    raw = load_raw(
+        params.read("data.source"),
+        contract,
+        path=params.root / params.read("data.path"),
+        table=params.read("data.table"),
     )
-    return pd.read_csv(paths.split(name), dtype=text, keep_default_na=False, na_values=[""])
-
-
-def run(params: Mapping[str, Any], root: Path = Path()) -> dict[str, int]:
-    paths = Paths(root)
-    contract = Contract.from_params(params["contract"])
-    raw = load_raw(params["data"], contract, root)
     cleaned = clean_frame(raw, contract)
     validate(cleaned, contract)
-    parts = split(cleaned, params["split"], contract.target)
-    paths.prepared.mkdir(parents=True, exist_ok=True)
+    parts = split(cleaned, params.read("split"), contract.target)
+    outputs = {
+        "train": params.path("train_split"),
+        "valid": params.path("valid_split"),
+        "test": params.path("test_split"),
+    }
     for name, part in parts.items():
-        part.to_csv(paths.split(name), index=False, lineterminator="\n")
+        outputs[name].parent.mkdir(parents=True, exist_ok=True)
+        part.to_csv(outputs[name], index=False, lineterminator="\n")
     return {name: len(part) for name, part in parts.items()}
 
 
 def main(argv: Sequence[str]) -> int:
     args = stage_args(argv, "load, clean, validate and split the data")
     started = time.perf_counter()
-    sizes = run(load_params(Paths(args.root).params), args.root)
+    sizes = run(Params.load(args.root))
     listing = ", ".join(f"{name} {size}" for name, size in sizes.items())
     print(f"prepare: {listing} rows in {time.perf_counter() - started:.1f}s")
     return 0

@@ -2,15 +2,15 @@
 
 The model sees exactly what the service will feed it: the float32 matrix that
 ``features.Encoder`` makes from the feature schema (categoricals one-hot, missing values NaN).
-The decision threshold is chosen on the validation split (see ``threshold.py``) and saved with
-the fitted pipeline in ``models/model.pkl``.
+The decision threshold is chosen on the validation split (see ``threshold.py``); the feature
+schema is built once, with it, and saved with the fitted pipeline in ``models/model.pkl``
+(``trained.TrainedModel``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -20,11 +20,12 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..config import Params, read_split, stage_args
 from ..data.contract import Contract
 from ..features import FeatureSchema
-from .config import Paths, encode, load_params, save_bundle, stage_args
-from .prepare import read_split
+from .matrix import encode
 from .threshold import choose_threshold, policy_from_params
+from .trained import TrainedModel
 
 MODEL_FAMILIES = ("logistic_regression", "gradient_boosting")
 
@@ -64,39 +65,27 @@ def build_model(params: Mapping[str, Any]) -> Pipeline:
 # =================================================================================================
 
 
-def base_schema(
-    contract: Contract, columns: Sequence[str], threshold: float, policy: dict
-) -> FeatureSchema:
-    return FeatureSchema(
-        features=contract.features_for(columns),
-        threshold=threshold,
+def run(params: Params) -> dict[str, Any]:
+    contract = Contract.from_params(params.read("contract"))
+    train = read_split(params.path("train_split"), contract.label_columns())
+    valid = read_split(params.path("valid_split"), contract.label_columns())
+    features = contract.features_for(train.columns)
+    policy = policy_from_params(params.read("threshold"))
+    options = params.read("train")
+
+    model = build_model(options)
+    model.fit(encode(train, features), train[contract.target].to_numpy())
+    valid_scores = model.predict_proba(encode(valid, features))[:, 1]
+    # Built once, whole: the threshold is known before the schema exists.
+    schema = FeatureSchema(
+        features=features,
+        threshold=choose_threshold(valid_scores, policy),
         threshold_policy=policy,
         target=contract.target,
         group_column=contract.group,
     )
-
-
-def run(params: Mapping[str, Any], root: Path = Path()) -> dict[str, Any]:
-    paths = Paths(root)
-    contract = Contract.from_params(params["contract"])
-    train = read_split(paths, "train", contract)
-    valid = read_split(paths, "valid", contract)
-    policy = policy_from_params(params["threshold"])
-    schema = base_schema(contract, list(train.columns), threshold=0.5, policy=policy)
-
-    model = build_model(params["train"])
-    model.fit(encode(train, schema), train[contract.target].to_numpy())
-    valid_scores = model.predict_proba(encode(valid, schema))[:, 1]
-    schema.threshold = choose_threshold(valid_scores, policy)
-    save_bundle(
-        {
-            "pipeline": model,
-            "schema": schema,
-            "family": params["train"]["model"],
-            "rows": {"train": len(train), "valid": len(valid)},
-        },
-        paths.model_pickle,
-    )
+    rows = {"train": len(train), "valid": len(valid)}
+    TrainedModel(model, schema, options["model"], rows).save(params.path("model_pickle"))
     return {
         "valid_roc_auc": float(roc_auc_score(valid[contract.target], valid_scores)),
         "threshold": schema.threshold,
@@ -108,7 +97,7 @@ def run(params: Mapping[str, Any], root: Path = Path()) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> int:
     args = stage_args(argv, "fit build_model(params) on the training split")
     started = time.perf_counter()
-    summary = run(load_params(Paths(args.root).params), args.root)
+    summary = run(Params.load(args.root))
     print(
         f"train: {summary['train_rows']} rows x {summary['n_inputs']} inputs, "
         f"valid ROC AUC {summary['valid_roc_auc']:.4f}, threshold {summary['threshold']:.4f}, "

@@ -1,9 +1,15 @@
-"""The exported model: ``features.json`` + ``model.onnx`` loaded into one ONNX Runtime session."""
+"""The exported model: ``features.json`` + ``model.onnx`` loaded into one ONNX Runtime session.
+
+The two files are one unit: the schema's checksum covers its whole content (threshold included),
+it carries the ONNX file's sha256, and the model version derives from both. Anything else is
+refused with a ``ModelError`` that names the file and the fix, before the service answers.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +18,12 @@ import numpy as np
 import onnxruntime as ort
 
 from ..features import FeatureSchema
+from ..model_files import ONNX_FILE, SCHEMA_FILE
 
 log = logging.getLogger(__name__)
 
-SCHEMA_FILE = "features.json"
-MODEL_FILE = "model.onnx"
+REEXPORT = "Run `dvc repro export` to write the model files again."
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ModelError(RuntimeError):
@@ -51,7 +58,8 @@ class Model:
     def load(cls, model_dir: str | Path, schema: FeatureSchema | None = None) -> Model:
         model_dir = Path(model_dir)
         schema = schema or load_schema(model_dir)
-        path = model_dir / MODEL_FILE
+        check_identity(schema, model_dir / SCHEMA_FILE)
+        path = model_dir / ONNX_FILE
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -59,13 +67,18 @@ class Model:
                 f"cannot read {path}: {exc.strerror}. Run `dvc repro` (or `dvc pull`)."
             ) from None
         digest = hashlib.sha256(data).hexdigest()
-        expected = str(schema.model.get("sha256") or "")
-        if expected and expected != digest:
+        expected = schema.model["sha256"]
+        if expected != digest:
             raise ModelError(
                 f"{path} has sha256 {digest} but {SCHEMA_FILE} was written for {expected}: "
-                "the two files come from different exports. Run `dvc repro export`."
+                f"the two files come from different exports. {REEXPORT}"
             )
-        session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(
+                data, session_options(), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ONNX Runtime's errors share no base class narrower than this
+            raise ModelError(f"ONNX Runtime cannot load {path}: {exc}. {REEXPORT}") from None
         inputs = {i.name: i for i in session.get_inputs()}
         if schema.onnx_input not in inputs or len(inputs) != 1:
             raise ModelError(
@@ -78,8 +91,7 @@ class Model:
                 f"{path} takes {width} inputs but {SCHEMA_FILE} encodes {schema.n_inputs}"
             )
         output_name = _probability_output(session)
-        version = str(schema.model.get("version") or digest[:12])
-        return cls(schema, session, schema.onnx_input, output_name, version, digest)
+        return cls(schema, session, schema.onnx_input, output_name, schema.model["version"], digest)
 
     def predict(self, tensor: np.ndarray) -> np.ndarray:
         """p_hat (probability of the positive class) for each row of a float32 tensor."""
@@ -116,15 +128,39 @@ class Model:
 
 
 def load_schema(model_dir: str | Path) -> FeatureSchema:
+    """The served schema, checked whole: structure, checksum, ONNX hash and model version."""
     path = Path(model_dir) / SCHEMA_FILE
     try:
-        return FeatureSchema.load(path)
+        schema = FeatureSchema.load(path)
     except OSError as exc:
         raise ModelError(
             f"cannot read {path}: {exc.strerror}. Run `dvc repro` (or `dvc pull`)."
         ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path} is not a valid feature schema: {exc}") from None
+    except ValueError as exc:
+        raise ModelError(f"{path} is not a valid feature schema: {exc}. {REEXPORT}") from None
+    check_identity(schema, path)
+    return schema
+
+
+def check_identity(schema: FeatureSchema, path: Path) -> None:
+    """``model.sha256`` names an ONNX file and ``model.version`` derives from it and the schema.
+
+    ``FeatureSchema.load`` has checked the checksum; this checks what only a served model needs.
+    """
+    digest = schema.model.get("sha256")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise ModelError(
+            f"{path} has no model.sha256 (the ONNX file's hash), so it was not written by "
+            f"`export`. {REEXPORT}"
+        )
+    version = schema.model.get("version")
+    code_version = version.rpartition("+")[0] if isinstance(version, str) else ""
+    expected = schema.model_version(digest, code_version)
+    if version != expected:
+        raise ModelError(
+            f"{path} says model.version {version!r}, but its ONNX hash and schema make "
+            f"{expected!r}: the version does not cover what would be served. {REEXPORT}"
+        )
 
 
 def _probability_output(session: ort.InferenceSession) -> str:

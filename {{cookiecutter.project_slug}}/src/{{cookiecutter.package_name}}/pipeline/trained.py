@@ -1,0 +1,31 @@
+"""The fitted model ``train`` saves (``paths.model_pickle``) for ``evaluate`` and ``export``."""
+
+from __future__ import annotations
+
+import pickle  # nosec B403 - loads only this pipeline's own model file (see TrainedModel.load)
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..features import FeatureSchema
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    pipeline: Any  # the fitted scikit-learn pipeline: build_model() after fit()
+    schema: FeatureSchema  # whole: the features and the threshold chosen on the validation split
+    family: str  # train.model in params.yaml
+    rows: dict[str, int]  # rows of each split it saw: train, valid
+
+    def save(self, path: Path) -> None:
+        """Pickle it; the protocol is pinned so that the same model gives the same bytes."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(self, protocol=5))
+
+    @classmethod
+    def load(cls, path: Path) -> TrainedModel:
+        """Only ever load a model file this project's own pipeline wrote: unpickling runs code."""
+        loaded = pickle.loads(path.read_bytes())  # noqa: S301  # nosec B301 - our own DVC artefact
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} holds a {type(loaded).__name__}: run `dvc repro train`")
+        return loaded
