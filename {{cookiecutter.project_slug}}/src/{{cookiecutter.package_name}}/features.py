@@ -50,15 +50,15 @@ _DECIMAL_RE = re.compile(
 )
 
 
-class EncodingError(ValueError):
-    """A value that cannot be encoded; names the field (and row when known)."""
+class FieldError(ValueError):
+    """A bad value, and where it is: the field (a feature, a column, a body key) and, when
+    known, the row. The one error type for "this value, here" in training (encoding, cleaning)
+    and serving (decoding; the service answers it as a 422 naming field and row)."""
 
-    def __init__(self, field_name: str, message: str, row: int | None = None):
-        self.field = field_name
-        self.row = row
-        where = f"{field_name!r}" if row is None else f"{field_name!r} (row {row})"
+    def __init__(self, field: str | None, message: str, row: int | None = None):
+        self.field, self.message, self.row = field, message, row
+        where = f"{field!r}" if row is None else f"{field!r} (row {row})"
         super().__init__(f"{where}: {message}")
-        self.message = message
 
 
 def preview(text: str, limit: int = 40) -> str:
@@ -494,13 +494,13 @@ class Encoder:
         """``_write`` for a whole float column at once (same rules, first bad row reported)."""
         if values.shape != (out.shape[0],):
             expected = (out.shape[0],)
-            raise EncodingError(feature.name, f"has shape {values.shape}, expected {expected}")
+            raise FieldError(feature.name, f"has shape {values.shape}, expected {expected}")
         missing = np.isnan(values)
         if not feature.nullable and missing.any():
-            raise EncodingError(feature.name, "is required", int(np.flatnonzero(missing)[0]))
+            raise FieldError(feature.name, "is required", int(np.flatnonzero(missing)[0]))
         infinite = np.isinf(values)
         if infinite.any():
-            raise EncodingError(
+            raise FieldError(
                 feature.name,
                 "must be a finite number (NaN and Infinity are not accepted)",
                 int(np.flatnonzero(infinite)[0]),
@@ -516,7 +516,7 @@ class Encoder:
                 try:
                     self._write(target, feature, offset, how, record.get(feature.name))
                 except ValueError as exc:
-                    raise EncodingError(feature.name, str(exc), row) from None
+                    raise FieldError(feature.name, str(exc), row) from None
         return out
 
     def encode_columns(self, columns: Mapping[str, Iterable[Any]], n_rows: int) -> np.ndarray:
@@ -529,7 +529,7 @@ class Encoder:
         out = np.zeros((n_rows, self.n_inputs), dtype=np.float32)
         for feature, offset, how in self._plan:
             if feature.name not in columns:
-                raise EncodingError(feature.name, "column is missing")
+                raise FieldError(feature.name, "column is missing")
             values = columns[feature.name]
             if (
                 feature.kind != "categorical"
@@ -542,5 +542,5 @@ class Encoder:
                 try:
                     self._write(out[row], feature, offset, how, value)
                 except ValueError as exc:
-                    raise EncodingError(feature.name, str(exc), row) from None
+                    raise FieldError(feature.name, str(exc), row) from None
         return out

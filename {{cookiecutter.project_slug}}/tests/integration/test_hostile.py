@@ -268,6 +268,14 @@ def _write_schema(text: str) -> Callable[[Path], None]:
     return lambda models: (models / "features.json").write_text(text)
 
 
+def _swap_onnx_byte(models: Path) -> None:
+    """A model file that is not the one features.json was exported with (one byte differs)."""
+    path = models / "model.onnx"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def _truncate(models: Path) -> None:
     path = models / "model.onnx"
     path.write_bytes(path.read_bytes()[:100])
@@ -286,6 +294,10 @@ START_FAULTS: dict[str, tuple[dict[str, str], Callable[[Path], None] | None, int
     "schema-not-json": ({}, _write_schema('{"features": ['), 1, "features.json"),
     "threshold-null": ({}, _edit_schema(lambda d: d.update(threshold=None)), 1, "threshold"),
     "no-features": ({}, _edit_schema(lambda d: d.pop("features")), 1, "features"),
+    # The model unit: the threshold is inside the checksum, and the checksum must be there.
+    "threshold-edited": ({}, _edit_schema(lambda d: d.update(threshold=0.99)), 1, "checksum"),
+    "checksum-removed": ({}, _edit_schema(lambda d: d.pop("checksum")), 1, "checksum"),
+    "onnx-from-another-export": ({}, _swap_onnx_byte, 1, "different exports"),
 }
 
 

@@ -12,7 +12,7 @@ import yaml
 from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
 from {{ cookiecutter.package_name }}.data.contract import Contract
 from {{ cookiecutter.package_name }}.data.synthetic import generate
-from {{ cookiecutter.package_name }}.features import Encoder, EncodingError, FeatureSchema
+from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema, FieldError
 from {{ cookiecutter.package_name }}.pipeline.matrix import encode
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
@@ -64,7 +64,7 @@ def test_missing_values(raw, schema: FeatureSchema) -> None:
 def test_unknown_category_is_an_encoding_error(raw, schema: FeatureSchema) -> None:
     record = {k: v for k, v in raw.iloc[0].items() if v is not None and v == v}
     record["x81"] = "Smarch"
-    with pytest.raises(EncodingError) as caught:
+    with pytest.raises(FieldError) as caught:
         Encoder(schema).encode_records([raw.iloc[1].to_dict(), record])
     assert caught.value.field == "x81" and caught.value.row == 1
 
@@ -88,7 +88,7 @@ def test_float_columns_take_the_vectorised_path_with_the_same_rules(schema: Feat
     arrays["x7"] = np.array([1.0, np.nan, 2.0, 3.0])
     assert np.isnan(encoder.encode_columns(arrays, n)[1, schema.slot_names().index("x7")])
     arrays["x7"] = np.array([1.0, 2.0, np.inf, 3.0])
-    with pytest.raises(EncodingError) as caught:
+    with pytest.raises(FieldError) as caught:
         encoder.encode_columns(arrays, n)
     assert (caught.value.field, caught.value.row) == ("x7", 2)
     assert "finite" in str(caught.value)

@@ -14,17 +14,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..features import ASCII_SPACE, is_blank, parse_money, parse_number, parse_percent, preview
+from ..features import (
+    ASCII_SPACE,
+    FieldError,
+    is_blank,
+    parse_money,
+    parse_number,
+    parse_percent,
+    preview,
+)
 from .contract import Contract
 
 
-class CleaningError(ValueError):
-    """A raw value that does not parse; carries the column, the value and the row."""
+class CleaningError(FieldError):
+    """A raw value that does not parse: the column, the row, and the value itself."""
 
     def __init__(self, column: str, value: Any, row: int, reason: str):
-        self.column, self.value, self.row = column, value, row
+        self.column, self.value = column, value
         shown = preview(value) if isinstance(value, str) else repr(value)
-        super().__init__(f"column {column!r}, row {row}: cannot clean {shown} ({reason})")
+        super().__init__(column, f"cannot clean {shown} ({reason})", row)
 
 
 def _is_missing(value: Any) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features import Encoder, EncodingError, FeatureSchema
+from ..features import Encoder, FeatureSchema, FieldError
 from ..model_files import PROFILE_FILE, SCHEMA_FILE
 from .profile import ReferenceProfile, live_histograms
 from .trigger import EpisodeState, TriggerConfig, TriggerError, trigger_retrain
@@ -89,7 +89,7 @@ def compute_drift(
         try:
             score = float(sample["p_hat"])
             row = encoder.encode_records([sample["features"]])[0]
-        except (EncodingError, KeyError, TypeError, ValueError):
+        except (FieldError, KeyError, TypeError, ValueError):
             skipped += 1  # a malformed sample is counted, never fatal
             continue
         rows.append(row)

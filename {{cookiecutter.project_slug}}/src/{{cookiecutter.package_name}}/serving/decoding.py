@@ -40,7 +40,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from ..features import COLUMN_PARSERS, CONVERTERS, MAX_TEXT_CHARS, Feature, FeatureSchema, is_blank
+from ..features import (
+    COLUMN_PARSERS,
+    CONVERTERS,
+    MAX_TEXT_CHARS,
+    Feature,
+    FeatureSchema,
+    FieldError,
+    is_blank,
+)
 from .bodies import PACKED_DTYPE, unpack_column
 
 BATCH_KEY = "records"
@@ -51,19 +59,6 @@ _FIRST_KEY_RE = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"(records|columns)"[ \t\r\n]
 _PATH_RE = re.compile(r"^\$(?:\.records\[(?P<row>\d+)\])?(?:\.(?P<field>.+))?$")
 _COLUMN_PATH_RE = re.compile(r"^\$\.columns(?:\.(?P<field>.+?)(?:\[(?P<row>\d+)\])?)?$")
 _NAMED_RE = re.compile(r"field `(?P<field>[^`]+)`")
-
-
-@dataclass
-class FieldError:
-    field: str | None
-    message: str
-    row: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"field": self.field, "message": self.message}
-        if self.row is not None:
-            out["row"] = self.row
-        return out
 
 
 _NAN = float("nan")
