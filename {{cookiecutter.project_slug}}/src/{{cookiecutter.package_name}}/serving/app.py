@@ -3,7 +3,7 @@
 The parts live beside this file, one job each: ``service.py`` (the model and the scoring),
 ``guard.py`` (request id, limits, timeouts, metrics, access log), ``errors.py`` (the error
 envelope and its one handler table), ``openapi.py`` (the document, from the msgspec types),
-``protocol.py`` (the server's HTTP limits) and ``server.py`` (the process and its drain).
+``http_limits.py`` (the server's HTTP limits) and ``server.py`` (the process and its drain).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from .. import __version__
-from . import errors
+from . import errors, v2_routes
 from .guard import LIVE, MODEL, NOOP, PREDICT, READY, Exchange, Guard, Handler
 from .model import Model
 from .openapi import document
@@ -67,19 +67,9 @@ def create_app(service: Service) -> FastAPI:
         """``POST /v1/predict``, answered by the guard itself (see guard.py for why)."""
         if exchange.scope["method"] != "POST":
             raise errors.method_not_allowed("POST")
-        if not service.authorised(exchange.api_key):
-            raise errors.unauthorised()
-        if service.model is None:
-            raise errors.not_ready()
+        exchange.require_key_and_model()
         body = await exchange.body()
-        if len(body) > settings.offload_body_bytes:
-            # The worker thread: the event loop keeps reading and answering other requests
-            # meanwhile, and the deadline can still answer 504.
-            loop = asyncio.get_running_loop()
-            score = service.score
-            content = await loop.run_in_executor(service.executor, score, body, exchange.request_id)
-        else:
-            content = service.score(body, exchange.request_id)
+        content = await service.run(len(body), service.score, body, exchange.request_id)
         await exchange.respond(200, content)
 
     hot_routes: dict[str, Handler] = {PREDICT: predict}
@@ -112,8 +102,12 @@ def create_app(service: Service) -> FastAPI:
 
         hot_routes[NOOP] = noop
 
+    v2_paths, resolve = v2_routes.add_routes(app, service, hot_routes)
     errors.install(app)
     spec = document(app.title, app.version, service.decoder)
     app.openapi = lambda: spec  # type: ignore[method-assign]
-    app.add_middleware(Guard, service=service, hot_routes=hot_routes)
+    known = frozenset({MODEL, LIVE, READY, "/docs", "/openapi.json"}) | v2_paths.static()
+    app.add_middleware(
+        Guard, service=service, hot_routes=hot_routes, known_routes=known, resolve=resolve
+    )
     return app

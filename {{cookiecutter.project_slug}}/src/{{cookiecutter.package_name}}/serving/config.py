@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 TRUE = {"1", "true", "yes", "on"}
+MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -40,12 +42,17 @@ def _number(env: Mapping[str, str], name: str, default: float, cast: type, minim
     return value
 
 
+# The model's name in the Open Inference Protocol's paths (/v2/models/<name>/infer): the project's.
+DEFAULT_MODEL_NAME = __name__.split(".")[0].replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     metrics_port: int = 9000
     model_dir: Path = Path("models")
+    model_name: str = DEFAULT_MODEL_NAME
     api_keys: tuple[str, ...] = field(default=(), repr=False)  # never logged
     auth_disabled: bool = False
     docs_enabled: bool = False
@@ -59,7 +66,7 @@ class Settings:
     # maximum-size bodies) keeps the pod well inside its 1 GiB limit (docs/serving.md has the
     # measurement); it must be at least MAX_BODY_BYTES, or no maximum-size body could pass.
     body_budget_bytes: int = 64 * 1024 * 1024
-    # The server's own HTTP limits (serving/protocol.py): an ingress may add its own.
+    # The server's own HTTP limits (serving/http_limits.py): an ingress may add its own.
     max_header_bytes: int = 16 * 1024
     max_headers: int = 100
     header_timeout_s: float = 10.0
@@ -93,6 +100,7 @@ class Settings:
             port=int(_number(env, "PORT", cls.port, int, 0)),
             metrics_port=int(_number(env, "METRICS_PORT", cls.metrics_port, int, 0)),
             model_dir=Path(env.get("MODEL_DIR", str(cls.model_dir))),
+            model_name=env.get("MODEL_NAME", cls.model_name),
             api_keys=keys,
             auth_disabled=_bool(env, "AUTH_DISABLED", False),
             docs_enabled=_bool(env, "DOCS_ENABLED", False),
@@ -123,6 +131,11 @@ class Settings:
         return settings
 
     def check(self) -> None:
+        if not MODEL_NAME_RE.fullmatch(self.model_name):
+            raise ConfigError(
+                f"MODEL_NAME={self.model_name!r} cannot be a URL path segment: use letters, "
+                "digits, '.', '_' and '-' (it names the model in /v2/models/<name>)"
+            )
         if self.body_budget_bytes < self.max_body_bytes:
             raise ConfigError(
                 f"BODY_BUDGET_BYTES={self.body_budget_bytes} is below MAX_BODY_BYTES="

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Annotated, Any, Literal
@@ -48,12 +49,14 @@ from ..features import (
     FeatureSchema,
     FieldError,
     is_blank,
+    preview,
 )
 from .bodies import PACKED_DTYPE, unpack_column
 
 BATCH_KEY = "records"
 COLUMNS_KEY = "columns"
 RECORD, RECORDS, COLUMNS = "record", "records", "columns"  # the three body forms
+TENSORS = "tensors"  # the Open Inference Protocol's inputs (open_inference.py)
 # The first key of the body's object picks the form (JSON whitespace may come first).
 _FIRST_KEY_RE = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"(records|columns)"[ \t\r\n]*:')
 _PATH_RE = re.compile(r"^\$(?:\.records\[(?P<row>\d+)\])?(?:\.(?P<field>.+))?$")
@@ -134,10 +137,11 @@ class Decoded:
     sampled prediction log), read from the parsed body instead of parsing it twice."""
 
     tensor: np.ndarray
-    form: str  # RECORD, RECORDS or COLUMNS
+    form: str  # RECORD, RECORDS, COLUMNS or TENSORS
     parsed: Any
-    names: list[str]  # feature name of each struct field, in field order
-    _columns: list[Any] | None = None
+    names: list[str]  # feature name of each struct field / column, in that order
+    categories: list[tuple[str, ...]]  # each name's categories (empty: not categorical)
+    columns: list[Any] | None = None  # COLUMNS, TENSORS: one column per name (None: left out)
 
     @property
     def is_batch(self) -> bool:
@@ -145,18 +149,32 @@ class Decoded:
 
     def record(self, row: int) -> dict[str, Any]:
         """Row ``row`` as ``{feature: value}`` (None where missing; packed numbers as floats)."""
-        if self.form == COLUMNS:
-            if self._columns is None:
-                self._columns = [
+        if self.form in (COLUMNS, TENSORS):
+            if self.columns is None:
+                self.columns = [
                     unpack_column(c) if c.__class__ is bytes else c
                     for c in msgspec.structs.astuple(self.parsed.columns)
                 ]
             return {
-                name: None if column is None else column[row]
-                for name, column in zip(self.names, self._columns, strict=True)
+                name: _cell(column, row, labels)
+                for name, column, labels in zip(
+                    self.names, self.columns, self.categories, strict=True
+                )
             }
         struct = self.parsed.records[row] if self.form == RECORDS else self.parsed
         return dict(zip(self.names, msgspec.structs.astuple(struct), strict=True))
+
+
+def _cell(column: Any, row: int, categories: tuple[str, ...]) -> Any:
+    if column is None:
+        return None
+    if column.__class__ is np.ndarray:
+        if column.dtype.kind == "i":  # category codes, -1 = missing
+            code = int(column[row])
+            return categories[code] if code >= 0 else None
+        value = float(column[row])
+        return None if value != value else value  # NaN is missing
+    return column[row]
 
 
 # Base64 of whole little-endian float64 values (8 bytes each): 24 bytes are 32 characters, and
@@ -277,14 +295,15 @@ class RequestDecoder:
         self._batch = msgspec.json.Decoder(self.Batch)
         self._columns = msgspec.json.Decoder(self.ColumnBatch)
         self._astuple = msgspec.structs.astuple
-        self._names = [f.name for f in ordered]  # struct field order
+        self.names = [f.name for f in ordered]  # struct field order: the columns' order
+        self.categories = [f.categories for f in ordered]
 
     # -- public API ------------------------------------------------------------------------
     def decode_body(self, body: bytes) -> Decoded:
         """The body's tensor and rows; raises MalformedBody / InvalidInput."""
         form, parsed = self.parse(body)
         tensor, _ = self.to_tensor(form, parsed)
-        return Decoded(tensor, form, parsed, self._names)
+        return Decoded(tensor, form, parsed, self.names, self.categories)
 
     def decode(self, body: bytes) -> tuple[np.ndarray, bool]:
         """Return ``(tensor [n, n_inputs] float32, is_batch)``; raise MalformedBody/InvalidInput."""
@@ -362,8 +381,13 @@ class RequestDecoder:
         return out
 
     def _columns_to_tensor(self, columns: Any) -> np.ndarray:
-        values = self._astuple(columns)
-        given = zip(self._names, values, strict=True)
+        return self.columns_tensor(self._astuple(columns))
+
+    def columns_tensor(self, values: Sequence[Any]) -> np.ndarray:
+        """The tensor of one column per feature, in ``names`` order: a list of values (as JSON
+        decodes them), packed bytes, a float64 array (NaN = missing) or None (left out: all
+        missing). Also the Open Inference Protocol's decoder's last step."""
+        given = zip(self.names, values, strict=True)
         lengths = {
             name: self._rows_in(name, column) for name, column in given if column is not None
         }
@@ -400,6 +424,8 @@ class RequestDecoder:
                     out[:, slot] = _NAN
                 elif column.__class__ is bytes:
                     out[:, slot] = self._unpack(name, column)
+                elif column.__class__ is np.ndarray:
+                    out[:, slot] = column
                 else:
                     out[:, slot] = _floats(column)
             for index, name, kind, slot, how in self._special:
@@ -411,14 +437,21 @@ class RequestDecoder:
                 if column.__class__ is bytes:  # a packed money/percent column: numbers
                     out[:, slot] = self._unpack(name, column)
                     continue
+                if column.__class__ is np.ndarray:
+                    if kind == "categorical":  # category codes, -1 = missing (tensors)
+                        (rows,) = np.nonzero(column >= 0)
+                        out[rows, slot + column[rows]] = 1.0
+                    else:  # money/percent amounts as numbers
+                        out[:, slot] = column
+                    continue
                 self._fill_special(out, column, name, kind, slot, how)
         self._check_values(out)
         return out
 
-    def _rows_in(self, name: str, column: list[Any] | bytes) -> int:
+    def _rows_in(self, name: str, column: list[Any] | bytes | np.ndarray) -> int:
         """Rows in a column; a packed one must hold whole float64 values, 1 to max_rows."""
         if column.__class__ is not bytes:
-            return len(column)  # msgspec checked 1..max_rows
+            return len(column)  # msgspec (or the protocol decoder) checked 1..max_rows
         rows, extra = divmod(len(column), PACKED_DTYPE.itemsize)
         if extra:
             message = (
@@ -452,12 +485,17 @@ class RequestDecoder:
         if kind == "categorical":
             hot = np.fromiter(map(how.get, column, repeat(-1, n)), dtype=np.intp, count=n)
             (rows_set,) = np.nonzero(hot >= 0)
-            out[rows_set, slot + hot[rows_set]] = 1.0  # msgspec checked the literal
+            if len(rows_set) < n:  # msgspec checks a JSON body; tensors come unchecked
+                for row, value in enumerate(column):
+                    if value is not None and value != "" and value not in how:  # "": missing
+                        message = f"{preview(str(value))} is not one of {list(how)}"
+                        raise InvalidInput([FieldError(name, message, row)])
+            out[rows_set, slot + hot[rows_set]] = 1.0
             return
         # The usual column: strings, None where missing. The column parser reads them in one
         # pass ("" is missing, as in training); a number among them (the join in the parser
         # raises TypeError) sends the column through the per-value converter instead.
-        texts = ["" if value is None else value for value in column]
+        texts = column if None not in column else ["" if v is None else v for v in column]
         try:
             try:
                 values = COLUMN_PARSERS[kind](texts)

@@ -65,7 +65,15 @@ class ApiError(Exception):
         self.fields = fields
         self.headers = headers or {}
 
-    def body(self, request_id: str) -> bytes:
+    def body(self, request_id: str, protocol: bool = False) -> bytes:
+        """The envelope, or for the Open Inference Protocol's routes its ``{"error": "..."}``
+        (the same sentence, with each field's problem after it)."""
+        if protocol:
+            problems = "; ".join(
+                f"{p.field!r}" + (f" (row {p.row})" if p.row is not None else "") + f": {p.message}"
+                for p in self.fields or ()
+            )
+            return _encode({"error": f"{self.message}: {problems}" if problems else self.message})
         detail = ErrorDetail(self.status, self.code, self.message, self.fields or None)
         return _encode(ErrorEnvelope(detail, request_id))
 
@@ -138,7 +146,7 @@ def _http_error(exc: HTTPException) -> ApiError:
 # The one table: exception type → the ApiError it answers with.
 HANDLERS: dict[type[Exception], Callable[[Any], ApiError]] = {
     ApiError: lambda exc: exc,
-    MalformedBody: lambda exc: ApiError(400, "malformed_json", "the body is not valid JSON"),
+    MalformedBody: lambda exc: ApiError(400, "malformed_json", str(exc)),
     InvalidInput: _invalid_input,
     HTTPException: _http_error,
     RequestValidationError: lambda exc: ApiError(422, "invalid_input", "the request is invalid"),
@@ -154,9 +162,14 @@ def as_api_error(exc: Exception) -> ApiError | None:
     return None
 
 
-def response(request_id: str, error: ApiError) -> Response:
+def is_protocol_path(path: str) -> bool:
+    """Routes of the Open Inference Protocol answer errors with its body."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def response(request_id: str, error: ApiError, protocol: bool = False) -> Response:
     return Response(
-        error.body(request_id),
+        error.body(request_id, protocol),
         status_code=error.status,
         headers=error.headers,
         media_type="application/json",
@@ -169,7 +182,8 @@ def install(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> Response:
         error = as_api_error(exc)
         assert error is not None  # noqa: S101  # nosec B101 - registered for table types only
-        return response(request.scope.get("request_id", ""), error)
+        protocol = is_protocol_path(request.url.path)
+        return response(request.scope.get("request_id", ""), error, protocol)
 
     for kind in HANDLERS:
         app.add_exception_handler(kind, handle)

@@ -12,7 +12,7 @@ again (docs/serving.md has the profile). Everything else (the model info, health
 goes on to the FastAPI application.
 
 Status codes tell the truth: a client that goes away is logged as 499 (nginx's "client closed
-request"), never as a server error; a body that never finishes is 408 (``protocol.py`` answers
+request"), never as a server error; a body that never finishes is 408 (``http_limits.py`` answers
 it); only a failure of ours is 500.
 """
 
@@ -30,9 +30,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
-from .errors import ApiError
+from .errors import ApiError, is_protocol_path
+from .http_limits import BODY_TIMEOUT
 from .logs import ACCESS
-from .protocol import BODY_TIMEOUT
 from .service import Service
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,6 @@ MODEL = "/v1/model"
 LIVE = "/health/live"
 READY = "/health/ready"
 NOOP = "/_bench/noop"  # bench mode only: the same stack with no work, the bench's baseline
-KNOWN_ROUTES = frozenset({PREDICT, MODEL, LIVE, READY, NOOP, "/docs", "/openapi.json"})
-LIMITED_ROUTES = frozenset({PREDICT, NOOP})  # concurrency, timeout: never the health checks
 KNOWN_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
 REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # fullmatch: linear, bounded
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"
@@ -95,20 +93,30 @@ def record(
 def record_refusal(
     service: Service, status: int, reason: str, request_id: str, seconds: float
 ) -> None:
-    """``protocol.py`` refused a request before any application code saw it."""
+    """``http_limits.py`` refused a request before any application code saw it."""
     service.metrics.rejected.labels(reason).inc()
     record(service, "unparsed", "other", status, seconds, request_id, reason)
 
 
 class Guard:
     def __init__(
-        self, app: ASGIApp, service: Service, hot_routes: dict[str, Handler] | None = None
+        self,
+        app: ASGIApp,
+        service: Service,
+        hot_routes: dict[str, Handler] | None = None,
+        known_routes: frozenset[str] = frozenset(),
+        resolve: Callable[[str], Handler | None] | None = None,
     ):
+        """``hot_routes`` are answered here and limited (concurrency, timeout: the prediction
+        routes, never the health checks); ``known_routes`` are the paths metrics and logs name
+        (any other path is "unmatched", so a scan of random URLs cannot grow the series)."""
         self.app = app
         self.service = service
         self.settings = service.settings
         self.metrics = service.metrics
         self.hot_routes = hot_routes or {}
+        self.known_routes = known_routes | set(self.hot_routes)
+        self.resolve = resolve  # a hot route whose path is known only at run time
         self.in_flight = 0
         self.active = 0  # prediction requests in flight
         self.body_bytes = 0  # request body bytes held by the requests in flight
@@ -154,6 +162,7 @@ class Exchange:
         self.started = time.perf_counter()
         request_id = length = None
         self.api_key: bytes | None = None
+        self.header_length: bytes | None = None  # the Open Inference Protocol's JSON header
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 request_id = value if REQUEST_ID_RE.fullmatch(value) else None
@@ -161,13 +170,21 @@ class Exchange:
                 length = value
             elif key == b"x-api-key":
                 self.api_key = value
+            elif key == b"inference-header-content-length":
+                self.header_length = value
         self.request_id = request_id.decode() if request_id else new_request_id()
         scope["request_id"] = self.request_id
         self.length = length
         path, method = scope["path"], scope["method"]
-        self.route = path if path in KNOWN_ROUTES else "unmatched"
+        self.route = path if path in guard.known_routes else "unmatched"
         self.method = method if method in KNOWN_METHODS else "other"
-        self.limited = self.route in LIMITED_ROUTES
+        self.handler = guard.hot_routes.get(path)
+        if self.handler is None and guard.resolve is not None:
+            self.handler = guard.resolve(path)
+            if self.handler is not None:
+                self.route = path  # one version: a bounded label
+        self.limited = self.handler is not None
+        self.protocol = is_protocol_path(path)
         self.status = 500
         self.reason = ""
         self.response_started = False
@@ -186,7 +203,7 @@ class Exchange:
         if refusal is not None:
             await self.reject(refusal)
             return
-        handler = guard.hot_routes.get(self.scope["path"])
+        handler = self.handler
         try:
             if self.limited:
                 self.counted = True
@@ -212,7 +229,7 @@ class Exchange:
         except OverBudget:
             await self.reject(self._over_budget(), "body_budget")
         except ClientDisconnect:
-            if self.scope.get(BODY_TIMEOUT):  # protocol.py has answered 408 already
+            if self.scope.get(BODY_TIMEOUT):  # http_limits.py has answered 408 already
                 self.status, self.reason = 408, "body_timeout"
                 guard.metrics.rejected.labels("body_timeout").inc()
             else:
@@ -223,6 +240,14 @@ class Exchange:
                 log.exception("unhandled error", extra={"request_id": self.request_id})
                 error = errors.internal_error()
             await self.reject(error)
+
+    def require_key_and_model(self) -> None:
+        """What a prediction route needs first: a valid API key, then a loaded model."""
+        service = self.guard.service
+        if not service.authorised(self.api_key):
+            raise errors.unauthorised()
+        if service.model is None:
+            raise errors.not_ready()
 
     def expire(self) -> None:
         """Past the deadline: stop waiting for the work (``run`` answers 504)."""
@@ -316,7 +341,7 @@ class Exchange:
         self.reason = reason or self.reason
         if self.response_started:
             return
-        body = error.body(self.request_id)
+        body = error.body(self.request_id, self.protocol)
         await self.send(
             {
                 "type": "http.response.start",

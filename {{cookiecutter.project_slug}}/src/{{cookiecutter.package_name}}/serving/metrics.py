@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-# Why a protective limit refused a request (guard.py, protocol.py).
+# Why a protective limit refused a request (guard.py, http_limits.py).
 REJECT_REASONS = (
     "overload",
     "timeout",

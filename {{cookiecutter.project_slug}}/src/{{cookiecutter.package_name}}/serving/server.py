@@ -6,7 +6,7 @@ single uvicorn process drains cleanly: on SIGTERM readiness turns 503 at once, t
 closes after ``DRAIN_DELAY_S``, in-flight requests finish (up to ``GRACEFUL_TIMEOUT_S``), and
 the process exits 0. Stock uvicorn re-raises the signal after its shutdown, which makes the
 exit status 143; this subclass does not. Its 10 Hz tick also enforces the HTTP deadlines of
-``protocol.py`` (header, body and idle timeouts).
+``http_limits.py`` (header, body and idle timeouts).
 
 Start-up is all-or-nothing: settings, the feature schema and the model are loaded and warmed
 before any port is opened, and a fault there exits non-zero with exactly one JSON log line that
@@ -33,8 +33,8 @@ import uvicorn
 from .app import create_app
 from .config import ConfigError, Settings
 from .guard import new_request_id, record_refusal
+from .http_limits import HttpLimits, LimitedHttpToolsProtocol
 from .logs import ACCESS, setup_logging
-from .protocol import HttpLimits, LimitedHttpToolsProtocol
 from .service import Service
 
 log = logging.getLogger(__name__)

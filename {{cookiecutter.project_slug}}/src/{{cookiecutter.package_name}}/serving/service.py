@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -24,6 +25,7 @@ from .decoding import Decoded, RequestDecoder
 from .logs import SAMPLE_EVENT, SAMPLE_LOGGER
 from .metrics import Metrics
 from .model import Model, load_schema
+from .open_inference import InferenceDecoder
 from .responses import Prediction, batch_response
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Service:
         self.metrics = metrics or Metrics()
         self.schema = load_schema(settings.model_dir)  # small, and the OpenAPI doc needs it
         self.decoder = RequestDecoder(self.schema, settings.max_batch_rows)
+        self.protocol = InferenceDecoder(self.schema, self.decoder, settings.model_name)
         self.threshold = float(self.schema.threshold)
         self.model: Model | None = None
         self.version = ""
@@ -105,6 +108,15 @@ class Service:
             ok |= hmac.compare_digest(digest, key)
         return ok
 
+    async def run(self, body_size: int, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)``: in the worker thread for a body over OFFLOAD_BODY_BYTES (the event
+        loop keeps answering other requests and the deadline can still answer 504), inline for
+        a smaller one (a thread hop costs more than scoring one row)."""
+        if body_size > self.settings.offload_body_bytes:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, work, *args)
+        return work(*args)
+
     def score(self, body: bytes, request_id: str = "") -> bytes:
         """Body bytes → response bytes; raises MalformedBody / InvalidInput for bad input."""
         model = self.model
@@ -119,6 +131,20 @@ class Service:
             value = float(p[0])
             return _encode(Prediction(value, int(value >= self.threshold), self.version))
         return batch_response(self.version, self.threshold, p)
+
+    def infer(
+        self, body: bytes, header_length: bytes | None, request_id: str = ""
+    ) -> tuple[bytes, bytes | None]:
+        """An Open Inference Protocol request → (response body, its header length or None)."""
+        model = self.model
+        if model is None:
+            raise RuntimeError("the model is not loaded")
+        inference = self.protocol.decode(body, header_length)
+        p = model.predict(inference.decoded.tensor)
+        self.metrics.score.observe_many(p)
+        if self.sample_rate:
+            self._log_samples(inference.decoded, p, request_id)
+        return self.protocol.response(inference, self.version, p, self.threshold)
 
     def _log_samples(self, decoded: Decoded, p: np.ndarray, request_id: str) -> None:
         """Log a random fraction of the scored records, with their raw input, for drift."""
