@@ -121,8 +121,12 @@ def convert(path: Path, source: str, out_dir: Path = OUT) -> list[Path]:
     if not crds:
         raise NotACrd(f"{path}: no CustomResourceDefinition in it")
     for crd in crds:
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
+        try:
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            versions = list(crd["spec"]["versions"])
+        except (KeyError, TypeError) as exc:
+            raise NotACrd(f"{path}: a CustomResourceDefinition without spec {exc}") from exc
+        for version in versions:
             if not version.get("served"):
                 continue
             target = out_dir / group / f"{kind.lower()}_{version['name']}.json"

@@ -26,6 +26,7 @@ from common import (
     dig,
     load_all,
     load_one,
+    shown,
     tool,
 )
 
@@ -35,7 +36,10 @@ MIN_REASON = 15  # characters: "ok" or a check name is not a reason
 def custom_checkov_ids() -> set[str]:
     ids = set()
     for path in sorted(CHECKOV_POLICIES.glob("*.yaml")):
-        ids.add(load_one(path)["metadata"]["id"])
+        policy = load_one(path)
+        if not isinstance(policy, dict) or not dig(policy, "metadata.id"):
+            raise CheckFailed(f"{shown(path)}: a checkov custom check needs metadata.id")
+        ids.add(policy["metadata"]["id"])
     return ids
 
 
