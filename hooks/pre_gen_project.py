@@ -15,6 +15,7 @@ that, against the lists in the template's own cookiecutter.json (one source of t
 from __future__ import annotations
 
 import json
+import os
 import keyword
 import re
 import sys
@@ -95,9 +96,25 @@ def check_gitlab_namespace(value: str) -> str | None:
     return None
 
 
-def template_choices(template_dir: Path) -> dict[str, list[str]]:
+def template_spec(repo_dir: str | None) -> Path | None:
+    """The template's cookiecutter.json, or None where it cannot be found.
+
+    Cookiecutter gives the template's path as the user typed it (``cookiecutter .``), and runs
+    this hook inside the new project: a relative path is resolved from the shell's working
+    directory (``PWD``). Cruft gives none; then cookiecutter has checked the choices itself.
+    """
+    if not repo_dir:
+        return None
+    path = Path(repo_dir)
+    if not path.is_absolute():
+        path = Path(os.environ.get("PWD", "/nonexistent")) / path
+    spec = path / "cookiecutter.json"
+    return spec if spec.is_file() else None
+
+
+def template_choices(spec_file: Path) -> dict[str, list[str]]:
     """The choice variables and their values, from the template's cookiecutter.json."""
-    spec = json.loads((template_dir / "cookiecutter.json").read_text())
+    spec = json.loads(spec_file.read_text())
     return {
         key: values
         for key, values in spec.items()
@@ -141,8 +158,9 @@ def validate(answers: dict, output_dir: Path) -> list[str]:
     the choices before it renders, so there is nothing left to check then.
     """
     problems = [check(str(answers[field])) for field, check in FIELD_CHECKS.items()]
-    if "_repo_dir" in answers:
-        choices = template_choices(Path(answers["_repo_dir"]))
+    spec = template_spec(answers.get("_repo_dir"))
+    if spec is not None:
+        choices = template_choices(spec)
         problems += [
             check_choice(option, str(answers[option]), allowed)
             for option, allowed in choices.items()

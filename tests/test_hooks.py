@@ -108,7 +108,7 @@ def test_project_name_rejects_blank_and_quotes():
 
 
 def test_choices_are_read_from_the_templates_cookiecutter_json():
-    choices = pre_gen.template_choices(TEMPLATE)
+    choices = pre_gen.template_choices(TEMPLATE / "cookiecutter.json")
     assert set(choices) == {
         "python_version",
         "data_source",

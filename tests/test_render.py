@@ -7,6 +7,7 @@ import fnmatch
 import json
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -216,3 +217,25 @@ def test_a_replayed_choice_the_template_no_longer_offers_is_refused(tmp_path, ca
         cookiecutter(str(TEMPLATE), replay=str(replay), output_dir=str(out), default_config=True)
     assert "data_source 'sqlite' is not one of csv, postgres, mysql" in capfd.readouterr().err
     assert list(out.iterdir()) == []
+
+
+RUFF = Path(sys.executable).parent / "ruff"  # the pin the generated dev group uses too
+
+
+def test_generated_code_is_lint_clean(scenario: Rendered):
+    """The dev repo's own `make lint` (ruff check + format --check) passes as rendered, for
+    every combination: names and options change import order and line lengths."""
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([RUFF, *args], cwd=scenario.dev, capture_output=True, text=True)
+        assert proc.returncode == 0, f"ruff {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
+
+
+def test_make_render_works_from_the_template_root(tmp_path):
+    """The README's first command, as typed: `make render` (cookiecutter given `.`)."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["make", "render", f"OUT={out}"], cwd=TEMPLATE, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (out / "transaction-classifier" / "dvc.yaml").is_file()
+    assert (out / "transaction-classifier-config" / "k8s").is_dir()

@@ -12,7 +12,6 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from dvc_support import REPO, entry_path, outputs, pipeline
 from {{ cookiecutter.package_name }}.config import Params, read_split
 from {{ cookiecutter.package_name }}.data.contract import Contract
 from {{ cookiecutter.package_name }}.data.sources import read_csv
@@ -20,6 +19,8 @@ from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
 from {{ cookiecutter.package_name }}.pipeline import export
 from {{ cookiecutter.package_name }}.pipeline.matrix import encode
 from {{ cookiecutter.package_name }}.pipeline.trained import TrainedModel
+
+from dvc_support import REPO, entry_path, outputs, pipeline
 
 DVC = pipeline()
 

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }}.bench import sample_records
+from {{ cookiecutter.package_name }}.features import FeatureSchema
+
 from service_support import (
     HEADERS,
     KEY,
@@ -39,8 +42,6 @@ from service_support import (
     sample_row,
     server,
 )
-from {{ cookiecutter.package_name }}.bench import sample_records
-from {{ cookiecutter.package_name }}.features import FeatureSchema
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,12 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from drift_support import DRIFT_SETTINGS, SCHEMA, records, samples, scores_for
-from gitlab_standin import StandIn
 from {{ cookiecutter.package_name }}.features import Encoder
 from {{ cookiecutter.package_name }}.monitoring.drift import main
 from {{ cookiecutter.package_name }}.monitoring.profile import ReferenceProfile
+
+from drift_support import DRIFT_SETTINGS, SCHEMA, records, samples, scores_for
+from gitlab_standin import StandIn
 
 TOKEN = "glptt-test-trigger-token"
 

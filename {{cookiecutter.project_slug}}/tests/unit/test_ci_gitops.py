@@ -9,9 +9,10 @@ import subprocess
 import pytest
 import yaml
 
-from gitlab_standin import StandIn
 from {{ cookiecutter.package_name }}.ci import gitops
 from {{ cookiecutter.package_name }}.ci.kustomize_image import BumpError, bump_text
+
+from gitlab_standin import StandIn
 
 DIGEST = "sha256:" + "ab" * 32
 OVERLAY = """\

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gitlab_standin import StandIn
 from {{ cookiecutter.package_name }}.ci import post_report
 from {{ cookiecutter.package_name }}.ci.gitlab import GitLab, GitLabError
+
+from gitlab_standin import StandIn
 
 NOTES = "/api/v4/projects/ml%2Fmodel/merge_requests/7/notes"
 PNG = b"\x89PNG\r\n\x1a\nfake"

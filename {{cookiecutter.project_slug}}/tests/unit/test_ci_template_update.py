@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gitlab_standin import StandIn
 from {{ cookiecutter.package_name }}.ci import template_update
+
+from gitlab_standin import StandIn
 
 CRUFT = str(Path(sys.executable).parent / "cruft")
 # A one-file cookiecutter template, spelled so that this file itself is not a template.

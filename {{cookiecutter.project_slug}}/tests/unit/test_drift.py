@@ -8,7 +8,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from drift_support import DRIFT_SETTINGS, SCHEMA, records, samples, scores_for
 from {{ cookiecutter.package_name }}.features import Encoder
 from {{ cookiecutter.package_name }}.monitoring.drift import (
     compute_drift,
@@ -18,6 +17,8 @@ from {{ cookiecutter.package_name }}.monitoring.drift import (
     read_samples,
 )
 from {{ cookiecutter.package_name }}.monitoring.profile import ReferenceProfile
+
+from drift_support import DRIFT_SETTINGS, SCHEMA, records, samples, scores_for
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from dvc_support import REPO, entry_path, raw_pipeline, references
 from {{ cookiecutter.package_name }} import cli, model_files
+
+from dvc_support import REPO, entry_path, raw_pipeline, references
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 SRC = REPO / "src"

@@ -25,7 +25,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Generator
+from collections.abc import Iterator
 from types import FrameType
 
 import uvicorn
@@ -48,7 +48,7 @@ class DrainingServer(uvicorn.Server):
         self._close_at: float | None = None
 
     @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
+    def capture_signals(self) -> Iterator[None]:
         handled = (signal.SIGTERM, signal.SIGINT)
         previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
         try:
