@@ -15,8 +15,8 @@ that, against the lists in the template's own cookiecutter.json (one source of t
 from __future__ import annotations
 
 import json
-import os
 import keyword
+import os
 import re
 import sys
 from pathlib import Path
