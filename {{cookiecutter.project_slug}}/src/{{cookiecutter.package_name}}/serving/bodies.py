@@ -1,4 +1,4 @@
-"""Request bodies for ``POST /v1/predict`` in each form, for clients, the bench and the tests.
+"""Request bodies in each form the service reads, for clients, the bench and the tests.
 
 The service reads three forms (``decoding.py``): one record, ``{"records": [...]}`` and
 ``{"columns": {...}}``. In the columnar form a number column may be *packed*: one base64 string
@@ -8,13 +8,18 @@ is the one definition of that packing, on both sides::
     body = as_columns(records, packed=numeric_names)   # or pack_column(df["x0"]) per column
     requests.post(url, json=body, headers={"X-API-Key": key})
 
+``infer_request`` builds an Open Inference Protocol request (``POST /v2/models/<name>/infer``)
+the way its stock clients do (``tritonclient`` builds the same bytes; docs/serving.md shows it).
+
 It needs only the standard library and NumPy, so a client can copy it as it is.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
+import struct
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -47,3 +52,46 @@ def as_columns(
         values = [record[name] for record in records]
         columns[name] = pack_column(values) if name in packed else values
     return {"columns": columns}
+
+
+def infer_request(
+    features: Iterable[tuple[str, str]], records: list[Mapping[str, Any]], binary: bool = True
+) -> tuple[bytes, bytes | None]:
+    """(body, Inference-Header-Content-Length or None) of an inference request for ``records``.
+
+    ``features`` are ``(name, kind)`` pairs: numbers go as FP32 (NaN = missing, binary only:
+    JSON has no NaN), everything else as BYTES text ("" = missing). With ``binary`` the tensors
+    follow the JSON header as raw bytes, and the answer is asked for as binary data too.
+    """
+    inputs, chunks = [], []
+    for name, kind in features:
+        values = [record.get(name) for record in records]
+        tensor: dict[str, Any] = {"name": name, "shape": [len(values)]}
+        if kind == "numeric":
+            tensor["datatype"] = "FP32"
+            numbers = np.array([math.nan if v is None else v for v in values], dtype="<f4")
+            if binary:
+                data: Any = numbers.tobytes()
+            else:  # JSON has no NaN: a missing number is null
+                data = [None if x != x else x for x in numbers.tolist()]
+        else:
+            tensor["datatype"] = "BYTES"
+            texts = ["" if v is None else str(v) for v in values]
+            data = (
+                b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts)
+                if binary
+                else texts
+            )
+        if binary:
+            tensor["parameters"] = {"binary_data_size": len(data)}
+            chunks.append(data)
+        else:
+            tensor["data"] = data
+        inputs.append(tensor)
+    request: dict[str, Any] = {"inputs": inputs}
+    if binary:
+        request["parameters"] = {"binary_data_output": True}
+    header = json.dumps(request).encode()
+    if not binary:
+        return header, None
+    return header + b"".join(chunks), str(len(header)).encode()

@@ -65,6 +65,9 @@ _NAMED_RE = re.compile(r"field `(?P<field>[^`]+)`")
 
 
 _NAN = float("nan")
+REQUIRED_MESSAGE = (
+    "a value is required: this feature is not nullable (a blank string and NaN are missing)"
+)
 # The model's input is float32: a JSON number beyond its range is refused while parsing (and
 # the OpenAPI document says so), instead of becoming an infinity.
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -113,7 +116,7 @@ def _expected(feature: Feature) -> str:
     return _describe(feature.kind, feature.categories) + (" or null" if feature.nullable else "")
 
 
-def _split_error(text: str) -> tuple[str, str]:
+def split_validation_error(text: str) -> tuple[str, str]:
     """A msgspec validation error → ``(message, JSON path)``, the path ``$`` at the top level."""
     message, _, path = text.partition(" - at `")
     if repr(_F32_MAX) in message:  # the FLOAT32 bounds
@@ -174,7 +177,8 @@ def _cell(column: Any, row: int, categories: tuple[str, ...]) -> Any:
             return categories[code] if code >= 0 else None
         value = float(column[row])
         return None if value != value else value  # NaN is missing
-    return column[row]
+    value = column[row]
+    return None if categories and value == "" else value  # a tensor's missing category
 
 
 # Base64 of whole little-endian float64 values (8 bytes each): 24 bytes are 32 characters, and
@@ -233,6 +237,7 @@ class RequestDecoder:
         self._slot_feature = [f.name for f in schema.features for _ in range(f.width)]
         # Number slots that may not be missing: msgspec refuses their null, but "" (money,
         # percent) and NaN (packed) are missing values too, refused after the tensor is built.
+        self._required_names = frozenset(f.name for f in schema.features if not f.nullable)
         self._required_slots = np.array(
             [
                 offsets[f.name]
@@ -511,23 +516,28 @@ class RequestDecoder:
         out[:, slot] = values
 
     def _one_row(self, record: tuple[Any, ...]) -> np.ndarray:
-        """The single-record path: plain Python per special field, no per-column NumPy calls."""
+        """The single-record path: plain Python per special field, no per-column NumPy calls,
+        and only the checks msgspec has not made (its FLOAT32 bounds and non-null types cover
+        the numbers and categories; a money or percent string can still be huge or blank)."""
         values = np.array(record[: self._n_numeric], dtype=np.float64)  # None → NaN
         out = np.zeros((1, self.n_inputs), dtype=np.float32)
         row = out[0]
-        with np.errstate(over="ignore", invalid="ignore"):
-            row[self._numeric_slots] = values
-            for index, name, kind, slot, how in self._special:
-                value = record[index]
-                if kind == "categorical":
-                    if value is not None:
-                        row[slot + how[value]] = 1.0
-                    continue
-                try:
-                    row[slot] = _missing_or(how, value)
-                except ValueError as exc:
-                    raise InvalidInput([FieldError(name, str(exc), 0)]) from None
-        self._check_values(out)
+        row[self._numeric_slots] = values
+        for index, name, kind, slot, how in self._special:
+            value = record[index]
+            if kind == "categorical":
+                if value is not None:
+                    row[slot + how[value]] = 1.0
+                continue
+            try:
+                number = _missing_or(how, value)
+            except ValueError as exc:
+                raise InvalidInput([FieldError(name, str(exc), 0)]) from None
+            if number != number and name in self._required_names:  # NaN: missing
+                raise InvalidInput([FieldError(name, REQUIRED_MESSAGE, 0)])
+            if not -_F32_MAX <= number <= _F32_MAX and number == number:
+                raise InvalidInput([FieldError(name, "number is out of the float32 range", 0)])
+            row[slot] = number
         return out
 
     def _check_values(self, out: np.ndarray) -> None:
@@ -542,15 +552,11 @@ class RequestDecoder:
             if missing.any():
                 row, col = (int(v) for v in np.argwhere(missing)[0])
                 name = self._slot_feature[int(self._required_slots[col])]
-                message = (
-                    "a value is required: this feature is not nullable (a blank string and NaN "
-                    "are missing)"
-                )
-                raise InvalidInput([FieldError(name, message, row)])
+                raise InvalidInput([FieldError(name, REQUIRED_MESSAGE, row)])
 
     def _column_error(self, text: str) -> FieldError:
         """A msgspec error on ``{"columns": {...}}`` → the column (field) and row it names."""
-        message, path = _split_error(text)
+        message, path = split_validation_error(text)
         if path == "$":
             return self._field_error(text)  # the top level: unknown key, not an object, ...
         match = _COLUMN_PATH_RE.match(path)
@@ -577,7 +583,7 @@ class RequestDecoder:
         return FieldError(field_name, message.replace("`", "'"), row)
 
     def _field_error(self, text: str) -> FieldError:
-        message, path = _split_error(text)
+        message, path = split_validation_error(text)
         match = _PATH_RE.match(path)
         row = field_name = None
         if match:

@@ -29,7 +29,15 @@ import msgspec
 import numpy as np
 
 from ..features import MAX_TEXT_CHARS, FeatureSchema, FieldError, preview
-from .decoding import FLOAT32, TENSORS, Decoded, InvalidInput, MalformedBody, RequestDecoder
+from .decoding import (
+    FLOAT32,
+    TENSORS,
+    Decoded,
+    InvalidInput,
+    MalformedBody,
+    RequestDecoder,
+    split_validation_error,
+)
 
 NUMBER_TYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 OUTPUTS = {"p_hat": "FP32", "business_outcome": "BOOL"}
@@ -248,8 +256,8 @@ class InferenceDecoder:
         try:
             request = _REQUEST.decode(header)
         except msgspec.ValidationError as exc:
-            message, _, path = str(exc).partition(" - at `")
-            raise _bad(path.rstrip("`") or "$", _clean(message)) from None
+            message, path = split_validation_error(str(exc))
+            raise _bad(path, _clean(message)) from None
         except msgspec.DecodeError:
             where = f"its first {len(header)} bytes" if header_length else "the body"
             raise MalformedBody(
@@ -352,8 +360,8 @@ class InferenceDecoder:
         try:
             values = _flat(decoder.decode(data))
         except msgspec.ValidationError as exc:
-            message, _, where = str(exc).partition(" - at `$[")
-            row = where.split("]", 1)[0]
+            message, path = split_validation_error(str(exc))  # path: $[row] or $[row][0]
+            row = path[2:].split("]", 1)[0]
             raise InvalidInput(
                 [FieldError(name, _clean(message), int(row) if row.isdigit() else None)]
             ) from None
