@@ -5,8 +5,9 @@
 
 The records come from the service's own ``GET /v1/model`` (the feature schema), so the file
 never goes stale when the features change. ``BATCH_ROWS`` (default 100) sets the batch size of
-the occasional batch request (as records, and as columns with the numbers packed, the form
-batch clients should use); ``WAIT_MIN`` / ``WAIT_MAX`` (seconds) pace each user.
+the occasional batch request (as records to ``/v1/predict``, and as binary tensors through the
+Open Inference Protocol, the form batch clients should use); ``WAIT_MIN`` / ``WAIT_MAX``
+(seconds) pace each user.
 Only point it at environments you own.
 """
 
@@ -20,9 +21,11 @@ from typing import Any
 
 from locust import HttpUser, between, events, task
 
-from {{ cookiecutter.package_name }}.serving.bodies import as_columns
+from {{ cookiecutter.package_name }}.serving.bodies import infer_request
+from {{ cookiecutter.package_name }}.serving.config import DEFAULT_MODEL_NAME
 
 API_KEY = os.environ.get("API_KEY", "")
+MODEL_NAME = os.environ.get("MODEL_NAME", DEFAULT_MODEL_NAME)
 BATCH_ROWS = int(os.environ.get("BATCH_ROWS", "100"))
 SCHEMA: list[dict[str, Any]] = []
 
@@ -80,13 +83,18 @@ class ModelUser(HttpUser):
                 r.failure(f"status {r.status_code}")
 
     @task(1)
-    def predict_packed_batch(self) -> None:
-        numeric = [feature["name"] for feature in SCHEMA if feature["kind"] == "numeric"]
-        body = as_columns([self.record() for _ in range(BATCH_ROWS)], packed=numeric)
+    def infer_binary_batch(self) -> None:
+        features = [(feature["name"], feature["kind"]) for feature in SCHEMA]
+        records = [self.record() for _ in range(BATCH_ROWS)]
+        body, header_length = infer_request(features, records, binary=True)
         with self.client.post(
-            "/v1/predict", json=body, name=f"/v1/predict [{BATCH_ROWS} packed]", catch_response=True
+            f"/v2/models/{MODEL_NAME}/infer",
+            data=body,
+            headers={"Inference-Header-Content-Length": (header_length or b"").decode()},
+            name=f"/v2/models/{{name}}/infer [{BATCH_ROWS} binary]",
+            catch_response=True,
         ) as r:
-            if r.status_code != 200 or len(r.json().get("predictions", [])) != BATCH_ROWS:
+            if r.status_code != 200 or "inference-header-content-length" not in r.headers:
                 r.failure(f"status {r.status_code}")
 
     @task(1)

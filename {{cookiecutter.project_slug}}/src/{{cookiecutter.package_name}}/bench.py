@@ -12,9 +12,8 @@ scenarios, in this order, each after a short discarded warm-up, over 16 connecti
 4. ``predict``  - ``POST /v1/predict`` with one record;
 5. ``infer``  - the same record through the Open Inference Protocol (``/v2/.../infer``, JSON);
 6. ``naive``  - the same record through dict → DataFrame → scikit-learn (``bench_naive``);
-7. ``batch``, ``columns``, ``packed``  - ``--batch-rows`` rows to ``/v1/predict`` as records, as
-   columns, and as columns with the numbers packed (base64 float64), over ONE connection, so the
-   latency is one batch's, not queueing;
+7. ``batch``, ``columns``  - ``--batch-rows`` rows to ``/v1/predict`` as records and as
+   columns, over ONE connection, so the latency is one batch's, not queueing;
 8. ``binary``  - the same rows through the Open Inference Protocol with binary tensor data (the
    standard fast form for large batches), one connection.
 
@@ -95,18 +94,10 @@ def sample_records(
     return records
 
 
-def packed_columns(schema: FeatureSchema, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The columnar body with every numeric column packed, as a batch client would send it
-    (money, percent and categorical columns keep their raw strings)."""
-    numeric = [f.name for f in schema.features if f.kind == "numeric"]
-    return as_columns(records, packed=numeric)
-
-
 # The batch scenarios: (scenario, what its body is).
 BATCH_FORMS = (
     ("batch", "as records"),
     ("columns", "as columns"),
-    ("packed", "as columns, numbers packed"),
     ("binary", "as binary tensors (Open Inference Protocol)"),
 )
 SINGLE_ROW = ("raw", "fastapi", "noop", "predict", "infer", "naive")
@@ -250,7 +241,6 @@ def write_bodies(schema: FeatureSchema, rows: int, work: Path) -> dict[str, tupl
         "infer": (one, {}),
         "batch": (json.dumps({"records": records[:rows]}).encode(), {}),
         "columns": (json.dumps(as_columns(records[:rows])).encode(), {}),
-        "packed": (json.dumps(packed_columns(schema, records[:rows])).encode(), {}),
         "binary": (binary, {"Inference-Header-Content-Length": (header_length or b"").decode()}),
     }
     files = {}
@@ -335,7 +325,6 @@ def run_servers(args: argparse.Namespace, schema: FeatureSchema, work: Path) -> 
             ("naive", urls["naive"], scripts["row"], args.connections),
             ("batch", urls["predict"], scripts["batch"], 1),
             ("columns", urls["predict"], scripts["columns"], 1),
-            ("packed", urls["predict"], scripts["packed"], 1),
             ("binary", urls["infer"], scripts["binary"], 1),
         ]
         for round_no in range(args.rounds):
@@ -363,9 +352,9 @@ def check_answers(
     theirs = post(urls["naive"], bodies["row"][0].read_bytes(), headers)
     if abs(ours["p_hat"] - theirs["p_hat"]) > 0.5:  # another model, but the same kind of answer
         raise RuntimeError(f"the naive app answers {theirs}, the service {ours}")
-    forms = ("batch", "columns", "packed")
+    forms = ("batch", "columns")
     batches = [post(urls["predict"], bodies[form][0].read_bytes(), headers) for form in forms]
-    if not batches[0] == batches[1] == batches[2]:
+    if batches[0] != batches[1]:
         raise RuntimeError("the batch forms gave different answers on the same rows")
     binary, extra = bodies["binary"]
     answer = post_raw(urls["infer"], binary.read_bytes(), {**headers, **extra})
@@ -455,14 +444,17 @@ def bench_decoders(schema: FeatureSchema, batch_rows: int, model_dir: Path) -> N
     from .features import Encoder
     from .serving.decoding import RequestDecoder
     from .serving.model import Model
+    from .serving.open_inference import InferenceDecoder
     from .serving.responses import batch_response
 
     records = sample_records(schema, batch_rows, seed=1)
     one = json.dumps(records[0]).encode()
     batch = json.dumps({"records": records}).encode()
     columns = json.dumps(as_columns(records)).encode()
-    packed = json.dumps(packed_columns(schema, records)).encode()
+    features = [(f.name, f.kind) for f in schema.features]
+    binary, header_length = infer_request(features, records, binary=True)
     decoder, encoder = RequestDecoder(schema, max(batch_rows, 1)), Encoder(schema)
+    protocol = InferenceDecoder(schema, decoder, DEFAULT_MODEL_NAME)
 
     def best(fn: Any, repeat: int, number: int) -> float:
         times = []
@@ -485,8 +477,8 @@ def bench_decoders(schema: FeatureSchema, batch_rows: int, model_dir: Path) -> N
             best(lambda: decoder.decode(columns), 3, 1),
         ),
         (
-            f"msgspec RequestDecoder, {batch_rows} rows packed",
-            best(lambda: decoder.decode(packed), 3, 1),
+            f"InferenceDecoder, {batch_rows} rows as binary tensors",
+            best(lambda: protocol.decode(binary, header_length), 3, 1),
         ),
         (
             f"json.loads + Encoder, {batch_rows} rows",
@@ -494,24 +486,28 @@ def bench_decoders(schema: FeatureSchema, batch_rows: int, model_dir: Path) -> N
         ),
     ]
     for name, ms in rows:
-        print(f"{name:45s} {ms:10.3f} ms")
+        print(f"{name:50s} {ms:10.3f} ms")
 
     model = Model.load(model_dir, schema)
     model.warm_up()
     print(
-        f"\n{batch_rows} rows, per stage (ms)      {'parse':>8s} {'tensor':>8s} "
+        f"\n{batch_rows} rows, per stage (ms)      {'decode':>8s} "
         f"{'infer':>8s} {'response':>8s} {'total':>8s}   body"
     )
-    for label, body in (("records", batch), ("columns", columns), ("packed", packed)):
-        form, parsed = decoder.parse(body)
-        tensor, _ = decoder.to_tensor(form, parsed)
-        p = model.predict(tensor)
-        stages = [
-            best(lambda body=body: decoder.parse(body), 5, 1),
-            best(lambda form=form, parsed=parsed: decoder.to_tensor(form, parsed), 5, 1),
-            best(lambda tensor=tensor: model.predict(tensor), 5, 1),
-            best(lambda p=p: batch_response(model.version, schema.threshold, p), 5, 1),
-        ]
+    inference = protocol.decode(binary, header_length)
+    tensor = inference.decoded.tensor
+    p = model.predict(tensor)
+    forms = {
+        "records": (lambda: decoder.decode(batch), lambda: batch_response("v", 0.5, p), batch),
+        "columns": (lambda: decoder.decode(columns), lambda: batch_response("v", 0.5, p), columns),
+        "binary tensors": (
+            lambda: protocol.decode(binary, header_length),
+            lambda: protocol.response(inference, "v", p, 0.5),
+            binary,
+        ),
+    }
+    for label, (decode, respond, body) in forms.items():
+        stages = [best(decode, 5, 1), best(lambda: model.predict(tensor), 5, 1), best(respond, 5, 1)]
         print(
             f"{'  as ' + label:32s}"
             + "".join(f" {ms:8.1f}" for ms in stages)

@@ -17,13 +17,12 @@ from prometheus_client import generate_latest
 from starlette.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import bench
-from {{ cookiecutter.package_name }}.bench import packed_columns, sample_records
+from {{ cookiecutter.package_name }}.bench import sample_records
 from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
 from {{ cookiecutter.package_name }}.monitoring.drift import read_samples
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.bodies import as_columns, pack_column
-from {{ cookiecutter.package_name }}.serving.config import Settings
-from {{ cookiecutter.package_name }}.serving.decoding import PACKED_PATTERN
+from {{ cookiecutter.package_name }}.serving.bodies import as_columns, infer_request
+from {{ cookiecutter.package_name }}.serving.config import DEFAULT_MODEL_NAME, Settings
 from {{ cookiecutter.package_name }}.serving.guard import Guard
 from {{ cookiecutter.package_name }}.serving.logs import ACCESS_LOGGER, SAMPLE_LOGGER, JsonFormatter
 from {{ cookiecutter.package_name }}.serving.model import Model
@@ -139,39 +138,44 @@ def numeric_names(schema: FeatureSchema) -> list[str]:
     return [f.name for f in schema.features if f.kind == "numeric"]
 
 
-def test_packed_columns_give_the_same_predictions_as_records(
+def binary_request(schema: FeatureSchema, records: list[dict]) -> tuple[bytes, dict[str, str]]:
+    features = [(f.name, f.kind) for f in schema.features]
+    body, header_length = infer_request(features, records, binary=True)
+    return body, {**HEADERS, "Inference-Header-Content-Length": header_length.decode()}
+
+
+INFER = f"/v2/models/{DEFAULT_MODEL_NAME}/infer"
+
+
+def test_binary_tensors_give_the_same_predictions_as_records(
     client, service, schema, records
 ) -> None:
     by_rows = client.post("/v1/predict", json={"records": records}, headers=HEADERS)
-    body = json.dumps(packed_columns(schema, records)).encode()
+    body, headers = binary_request(schema, records)
     assert len(body) > service.settings.offload_body_bytes  # the worker-thread path
-    packed = client.post("/v1/predict", content=body, headers=HEADERS)
-    assert by_rows.status_code == packed.status_code == 200, packed.text
-    assert packed.json() == by_rows.json()
+    answer = client.post(INFER, content=body, headers=headers)
+    assert by_rows.status_code == answer.status_code == 200, answer.text
+    size = int(answer.headers["inference-header-content-length"])
+    meta = json.loads(answer.content[:size])
+    assert [o["name"] for o in meta["outputs"]] == ["p_hat", "business_outcome"]
+    p_hat = np.frombuffer(answer.content[size : size + 4 * len(records)], "<f4")
+    assert p_hat.tolist() == [p["p_hat"] for p in by_rows.json()["predictions"]]
 
 
 @pytest.mark.parametrize(
-    ("values", "row", "says"),
-    [([1.0, float("inf"), 2.0], 1, "infinite"), ([1.0, 2.0, 1e39], 2, "float32")],
+    ("value", "says"), [(float("inf"), "infinite"), (1e39, "float32"), (float("nan"), None)]
 )
-def test_packed_bad_values_are_422_naming_field_and_row(
-    client, schema, records, values, row, says
-) -> None:
-    payload = packed_columns(schema, records[:3])
+def test_binary_bad_values_are_422_naming_field_and_row(client, schema, records, value, says):
     name = numeric_names(schema)[0]
-    payload["columns"][name] = pack_column(values)
-    field = one_field(column_error(client, payload))
-    assert (field["field"], field["row"]) == (name, row) and says in field["message"]
-
-
-@pytest.mark.parametrize("text", ["AAAA", "%%%not base64", ""])
-def test_packed_columns_that_are_not_float64_are_422_naming_them(
-    client, schema, records, text
-) -> None:
-    payload = packed_columns(schema, records[:3])
-    name = numeric_names(schema)[-1]
-    payload["columns"][name] = text
-    assert one_field(column_error(client, payload))["field"] == name
+    rows = [dict(r) for r in records[:3]]
+    rows[1][name] = value
+    body, headers = binary_request(schema, rows)
+    answer = client.post(INFER, content=body, headers=headers)
+    if says is None:  # NaN is a missing number, fine for a nullable feature
+        assert answer.status_code == 200, answer.text
+        return
+    assert answer.status_code == 422 and set(answer.json()) == {"error"}  # the protocol's body
+    assert f"'{name}' (row 1)" in answer.json()["error"] and says in answer.json()["error"]
 
 
 def test_columns_may_leave_out_a_nullable_column(client, schema, records) -> None:
@@ -588,13 +592,23 @@ class Blocking:
         await send({"type": "http.response.body", "body": b"{}"})
 
 
+def guarded(inner: Blocking, service: Service) -> Guard:
+    """The guard as the app builds it: /v1/predict is its hot (limited) route, here answered
+    by ``inner``."""
+
+    async def predict(exchange: Any) -> None:
+        await inner(exchange.scope, exchange.receive, exchange.send)
+
+    return Guard(inner, service, hot_routes={"/v1/predict": predict})
+
+
 def test_overload_is_shed_with_503_and_retry_after_while_health_answers(service) -> None:
     settings = replace(service.settings, max_concurrency=2)
     guard_service = Service(settings, metrics=None)
 
     async def scenario() -> None:
         inner = Blocking()
-        guard = Guard(inner, guard_service)
+        guard = guarded(inner, guard_service)
         held = [asyncio.create_task(_asgi(guard, "/v1/predict")) for _ in range(2)]
         await inner.entered.wait()
         await asyncio.sleep(0.01)
@@ -616,7 +630,7 @@ def test_server_side_timeout_is_504(service) -> None:
 
     async def scenario() -> None:
         inner = Blocking()
-        status, headers, body = await _asgi(Guard(inner, timed), "/v1/predict")
+        status, headers, body = await _asgi(guarded(inner, timed), "/v1/predict")
         assert status == 504 and headers["x-request-id"]
         assert json.loads(body)["error"]["code"] == "timeout"
 
@@ -652,9 +666,7 @@ def test_docs_are_off_by_default_and_on_when_enabled(client, served_model_dir) -
     assert set(columns["properties"]) == set(service.schema.names)
     assert columns["additionalProperties"] is False
     numeric = next(f.name for f in service.schema.features if f.kind == "numeric")
-    # a number column may be packed: base64 of whole float64 values, said by the pattern
-    (packed,) = [s for s in columns["properties"][numeric]["anyOf"] if s.get("type") == "string"]
-    assert packed["contentEncoding"] == "base64" and packed["pattern"] == PACKED_PATTERN
+    assert columns["properties"][numeric]["type"] == "array"  # a column is a list of values
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert {"$ref": "#/components/schemas/PredictionColumnBatch"} in body["schema"]["oneOf"]
 
@@ -724,15 +736,22 @@ def test_prediction_samples_for_the_drift_job_are_opt_in(
     lines = [JsonFormatter().format(r) for r in caplog.records if r.name == SAMPLE_LOGGER]
     assert [json.loads(line)["features"] for line in lines] == records[:5]
 
-    caplog.clear()  # packed columns log the numbers they hold, not base64 text
-    packed = packed_columns(service.schema, records[:5])
+    caplog.clear()  # binary tensors log the values they hold, not bytes
+    body, headers = binary_request(service.schema, records[:5])
     with (
         TestClient(create_app(service)) as sampled,
         caplog.at_level(logging.INFO, logger=SAMPLE_LOGGER),
     ):
-        sampled.post("/v1/predict", json=packed, headers=HEADERS)
+        assert sampled.post(INFER, content=body, headers=headers).status_code == 200
     lines = [JsonFormatter().format(r) for r in caplog.records if r.name == SAMPLE_LOGGER]
-    assert [json.loads(line)["features"] for line in lines] == records[:5]
+    logged = [json.loads(line)["features"] for line in lines]
+    for row, sent in zip(logged, records[:5], strict=True):
+        for feature in service.schema.features:  # numbers as float32, blanks as sent
+            value, original = row[feature.name], sent[feature.name]
+            if feature.kind == "numeric" and original is not None:
+                assert value == float(np.float32(original))
+            else:
+                assert value in (original, "" if original is None else original)
 
 
 def test_model_and_schema_from_different_exports_refuse_to_load(served_model_dir, tmp_path) -> None:

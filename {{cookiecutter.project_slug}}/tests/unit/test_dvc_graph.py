@@ -49,6 +49,7 @@ LAYERS = {
     "cli": (3, "tools"),
     "bench": (3, "tools"),
     "bench_naive": (3, "tools"),
+    "bench_baselines": (3, "tools"),
     "ci": (3, "tools"),
 }
 # Never on the request path (the service's speed and image size depend on it).

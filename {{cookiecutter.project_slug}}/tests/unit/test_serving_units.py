@@ -22,9 +22,10 @@ from {{ cookiecutter.package_name }}.features import (
     parse_percent,
     parse_percent_column,
 )
-from {{ cookiecutter.package_name }}.serving.bodies import as_columns, pack_column, unpack_column
+from {{ cookiecutter.package_name }}.serving.bodies import as_columns, infer_request
 from {{ cookiecutter.package_name }}.serving.config import ConfigError, Settings
 from {{ cookiecutter.package_name }}.serving.decoding import InvalidInput, MalformedBody, RequestDecoder
+from {{ cookiecutter.package_name }}.serving.open_inference import InferenceDecoder
 from {{ cookiecutter.package_name }}.serving.metrics import SCORE_BUCKETS, ScoreHistogram
 
 
@@ -225,7 +226,6 @@ def test_each_form_gives_back_the_rows_as_sent_for_the_sample_log(schema) -> Non
         "record": (json.dumps(records[0]).encode(), expected[:1]),
         "records": (json.dumps({"records": records}).encode(), expected),
         "columns": (json.dumps(as_columns(records)).encode(), expected),
-        "packed": (json.dumps(as_columns(records, packed=("a", "b", "c"))).encode(), expected),
     }
     for form, (body, rows) in bodies.items():
         decoded = decoder.decode_body(body)
@@ -294,69 +294,6 @@ def test_columns_refuse_nan_and_infinity(schema) -> None:
     assert (info.value.errors[0].field, info.value.errors[0].row) == ("b", 1)
 
 
-# -- packed number columns (base64 of little-endian float64) -----------------------------------
-def test_pack_and_unpack_are_inverse() -> None:
-    values = [1.5, None, -0.0, 1e300, 3]
-    assert unpack_column(pack_column(values)) == [1.5, None, -0.0, 1e300, 3.0]
-    assert len(base64.b64decode(pack_column(values))) == 8 * len(values)
-
-
-@pytest.mark.parametrize("rows", [1, 3, 257])
-def test_packed_columns_decode_to_the_same_tensor_as_json_numbers(schema, rows) -> None:
-    records = sample_records(schema, rows, seed=rows + 20, missing=0.2)
-    for record in records:  # the required numeric feature may not be missing
-        record["b"] = 0.25 if record["b"] is None else record["b"]
-    decoder = RequestDecoder(schema, max_rows=10_000)
-    numbers, _ = decoder.decode(json.dumps(as_columns(records)).encode())
-    packed_body = as_columns(records, packed=("a", "b", "c"))
-    assert all(isinstance(packed_body["columns"][name], str) for name in ("a", "b", "c"))
-    decoded = decoder.decode_body(json.dumps(packed_body).encode())
-    packed, form = decoded.tensor, decoded.form
-    assert form == "columns"
-    np.testing.assert_array_equal(packed, numbers)  # NaN == NaN here
-    np.testing.assert_array_equal(packed, Encoder(schema).encode_records(records))
-    # money and percent columns may be packed too, as the numbers their strings stand for
-    parsed = [
-        {
-            **r,
-            "amount usd": parse_or_none(parse_money, r["amount usd"]),
-            "rate": parse_or_none(parse_percent, r["rate"]),
-        }
-        for r in records
-    ]
-    body = as_columns(parsed, packed=("amount usd", "rate", "a"))
-    tensor, _ = decoder.decode(json.dumps(body).encode())
-    np.testing.assert_array_equal(tensor, numbers)
-
-
-def parse_or_none(parse, text: str | None) -> float | None:
-    return None if text in (None, "") else parse(text)
-
-
-def test_packed_column_errors_name_the_column_and_row(schema) -> None:
-    ok = {"b": pack_column([1.0, 2.0, 3.0]), "region": ["eu", "us", "eu"]}
-    ((field, row, message),) = column_error(schema, {**ok, "a": pack_column([1.0, math.inf, 0])})
-    assert (field, row) == ("a", 1) and "infinite" in message
-    ((field, row, message),) = column_error(schema, {**ok, "b": pack_column([1.0, 2.0, None])})
-    assert (field, row) == ("b", 2) and "required" in message
-    ((field, row, message),) = column_error(schema, {**ok, "c": pack_column([0, 0, 1e39])})
-    assert (field, row) == ("c", 2) and "float32" in message
-    ((field, row, message),) = column_error(schema, {**ok, "a": "AAAA"})  # 3 bytes
-    assert (field, row) == ("a", None) and "8 bytes" in message and "3 bytes" in message
-    ((field, row, message),) = column_error(schema, {**ok, "a": "not base64!"})
-    assert (field, row) == ("a", None) and "base64" in message
-    ((field, row, message),) = column_error(schema, {**ok, "a": ""})
-    assert (field, row) == ("a", None) and "between 1 and 10" in message
-    ((field, _, message),) = column_error(schema, {**ok, "a": pack_column([0.0] * 11)})
-    assert field == "a" and "between 1 and 10" in message
-    ((field, row, message),) = column_error(schema, {**ok, "a": pack_column([1.0, 2.0])})
-    assert (field, row) == ("a", None) and "2 values" in message
-    ((field, row, message),) = column_error(schema, {**ok, "day": pack_column([1.0, 2, 3])})
-    assert (field, row) == ("day", None) and "'Mon'" in message  # categories are never packed
-    ((field, row, message),) = column_error(schema, {**ok, "a": 5})
-    assert (field, row) == ("a", None) and "packed" in message  # the error says both forms
-
-
 def test_an_empty_string_or_nan_in_a_required_feature_is_refused_in_every_form() -> None:
     schema = FeatureSchema(
         features=[Feature("fee", "money", nullable=False), Feature("n", "numeric")],
@@ -368,7 +305,6 @@ def test_an_empty_string_or_nan_in_a_required_feature_is_refused_in_every_form()
         {"records": [{"fee": "$1", "n": 1.0}, {"fee": "", "n": 2.0}]},
         {"columns": {"fee": ["$1", ""], "n": [1.0, 2.0]}},
         {"columns": {"fee": [3, ""], "n": [1.0, 2.0]}},  # numbers and strings mixed
-        {"columns": {"fee": pack_column([1.0, None]), "n": [1.0, 2.0]}},
     ]
     for body in bodies:
         with pytest.raises(InvalidInput) as info:
@@ -376,6 +312,16 @@ def test_an_empty_string_or_nan_in_a_required_feature_is_refused_in_every_form()
         ((error),) = info.value.errors
         assert error.field == "fee" and "required" in error.message, body
         assert error.row == (0 if "fee" in body else 1), body
+    # the Open Inference Protocol's tensors: a blank string, and NaN for an amount as a number
+    protocol = InferenceDecoder(schema, decoder, "m")
+    rows = [{"fee": "$1", "n": 1.0}, {"fee": "", "n": 2.0}]
+    for features in ([("fee", "money"), ("n", "numeric")], [("fee", "numeric"), ("n", "numeric")]):
+        amounts = rows if features[0][1] == "money" else [{"fee": 1.0}, {"fee": None}]
+        for binary in (True, False):
+            with pytest.raises(InvalidInput) as info:
+                protocol.decode(*infer_request(features, amounts, binary))
+            ((error),) = info.value.errors
+            assert (error.field, error.row) == ("fee", 1) and "required" in error.message
     Encoder(schema).encode_records([{"fee": "$1", "n": None}])  # training agrees on both
     with pytest.raises(ValueError, match="required"):
         Encoder(schema).encode_records([{"fee": "", "n": 1.0}])

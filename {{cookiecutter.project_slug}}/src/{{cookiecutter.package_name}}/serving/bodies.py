@@ -1,57 +1,32 @@
 """Request bodies in each form the service reads, for clients, the bench and the tests.
 
-The service reads three forms (``decoding.py``): one record, ``{"records": [...]}`` and
-``{"columns": {...}}``. In the columnar form a number column may be *packed*: one base64 string
-of the column's values as little-endian IEEE-754 float64, NaN for a missing value. This module
-is the one definition of that packing, on both sides::
+``/v1/predict`` reads one record, ``{"records": [...]}`` and ``{"columns": {...}}``
+(``decoding.py``); ``as_columns`` turns records into the columnar form::
 
-    body = as_columns(records, packed=numeric_names)   # or pack_column(df["x0"]) per column
-    requests.post(url, json=body, headers={"X-API-Key": key})
+    requests.post(url, json=as_columns(records), headers={"X-API-Key": key})
 
-``infer_request`` builds an Open Inference Protocol request (``POST /v2/models/<name>/infer``)
-the way its stock clients do (``tritonclient`` builds the same bytes; docs/serving.md shows it).
+``infer_request`` builds an Open Inference Protocol request (``POST /v2/models/<name>/infer``,
+``open_inference.py``) the way its stock clients do: ``tritonclient`` sends the same bytes
+(docs/serving.md shows both). Binary tensors are the fast form for large batches.
 
 It needs only the standard library and NumPy, so a client can copy it as it is.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import struct
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-PACKED_DTYPE = np.dtype("<f8")  # little-endian float64: 8 bytes a row, NaN = missing
 
-
-def pack_column(values: Iterable[float | None]) -> str:
-    """Values of one number column → the packed form (base64 text); None → NaN (missing)."""
-    array = np.fromiter(
-        (math.nan if value is None else value for value in values), dtype=PACKED_DTYPE
-    )
-    return base64.b64encode(array.tobytes()).decode("ascii")
-
-
-def unpack_column(text: str | bytes) -> list[float | None]:
-    """The packed form → values, NaN → None: what the same column holds as a JSON array."""
-    raw = base64.b64decode(text) if isinstance(text, str) else text
-    return [None if math.isnan(v) else v for v in np.frombuffer(raw, PACKED_DTYPE).tolist()]
-
-
-def as_columns(
-    records: list[Mapping[str, Any]], packed: Collection[str] = ()
-) -> dict[str, dict[str, Any]]:
-    """``{"columns": {name: [value per row]}}`` of ``records``; names in ``packed`` packed."""
+def as_columns(records: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{"columns": {name: [value per row]}}`` of ``records`` (the first record's names)."""
     names = list(records[0]) if records else []
-    columns: dict[str, Any] = {}
-    for name in names:
-        values = [record[name] for record in records]
-        columns[name] = pack_column(values) if name in packed else values
-    return {"columns": columns}
+    return {"columns": {name: [record[name] for record in records] for name in names}}
 
 
 def infer_request(

@@ -17,12 +17,8 @@ Three body forms, told apart by the object's first key:
   in one call, so a 10,000-row batch costs about half as much as the same rows as records
   (``bench --decoders``; figures in docs/serving.md).
 
-  A number column (numeric, money or percent) may instead be *packed*: one base64 string of
-  its values as little-endian IEEE-754 float64, NaN for a missing value (``bodies.pack_column``).
-  msgspec decodes the base64 in C and NumPy reads the bytes in place, so no float is parsed
-  from text and no Python float is made: a 10,000-row batch decodes several times faster than
-  as JSON numbers. The values are checked exactly as JSON numbers are (NaN only where the
-  feature is nullable, no infinities, float32 range), with errors naming the column and row.
+Large batches go faster still as binary tensors through the Open Inference Protocol
+(``open_inference.py``), which ends in this module's ``columns_tensor``: same checks, same values.
 
 Values are converted exactly as ``features.Encoder`` converts them (same money/percent parsers,
 same one-hot layout, NaN for a missing number); ``tests/unit/test_serving_units.py`` checks the
@@ -51,7 +47,6 @@ from ..features import (
     is_blank,
     preview,
 )
-from .bodies import PACKED_DTYPE, unpack_column
 
 BATCH_KEY = "records"
 COLUMNS_KEY = "columns"
@@ -151,13 +146,10 @@ class Decoded:
         return self.form != RECORD
 
     def record(self, row: int) -> dict[str, Any]:
-        """Row ``row`` as ``{feature: value}`` (None where missing; packed numbers as floats)."""
+        """Row ``row`` as ``{feature: value}`` (None where missing)."""
         if self.form in (COLUMNS, TENSORS):
             if self.columns is None:
-                self.columns = [
-                    unpack_column(c) if c.__class__ is bytes else c
-                    for c in msgspec.structs.astuple(self.parsed.columns)
-                ]
+                self.columns = list(msgspec.structs.astuple(self.parsed.columns))
             return {
                 name: _cell(column, row, labels)
                 for name, column, labels in zip(
@@ -180,24 +172,6 @@ def _cell(column: Any, row: int, categories: tuple[str, ...]) -> Any:
     value = column[row]
     return None if categories and value == "" else value  # a tensor's missing category
 
-
-# Base64 of whole little-endian float64 values (8 bytes each): 24 bytes are 32 characters, and
-# a remainder of 8 or 16 bytes ends in "=" or "==" after a character whose unused low bits are
-# zero. Fixed-size groups only, so the pattern is linear; it goes into the OpenAPI document (the
-# server checks the same thing by decoding), so generated clients and fuzzers send real columns.
-_B64 = "[A-Za-z0-9+/]"
-PACKED_PATTERN = (
-    rf"^(?:{_B64}{{32}})*(?:{_B64}{{32}}|{_B64}{{10}}[AEIMQUYcgkosw048]=|{_B64}{{21}}[AQgw]==)$"
-)
-
-
-def _packed_meta(max_rows: int) -> msgspec.Meta:
-    longest = 4 * -(-max_rows * PACKED_DTYPE.itemsize // 3)  # base64 length of max_rows values
-    schema = {"pattern": PACKED_PATTERN, "minLength": 12, "maxLength": longest}
-    return msgspec.Meta(extra_json_schema=schema)
-
-
-PACKED_HELP = "or packed: one base64 string of little-endian float64 values, NaN for missing"
 
 
 class RequestDecoder:
@@ -235,8 +209,8 @@ class RequestDecoder:
             )
             self._special.append((i, f.name, f.kind, offsets[f.name], how))
         self._slot_feature = [f.name for f in schema.features for _ in range(f.width)]
-        # Number slots that may not be missing: msgspec refuses their null, but "" (money,
-        # percent) and NaN (packed) are missing values too, refused after the tensor is built.
+        # Number slots that may not be missing: msgspec refuses their null, but a blank money or
+        # percent string and a NaN tensor value are missing too, refused once the tensor is built.
         self._required_names = frozenset(f.name for f in schema.features if not f.nullable)
         self._required_slots = np.array(
             [
@@ -251,7 +225,6 @@ class RequestDecoder:
         column_fields = []
         rename = {}
         rows = msgspec.Meta(min_length=1, max_length=max_rows)
-        packed = Annotated[bytes, _packed_meta(max_rows)]
         for i, f in enumerate(ordered):
             if f.kind == "numeric":
                 typ: Any = FLOAT32
@@ -264,8 +237,6 @@ class RequestDecoder:
             rename[attr] = f.name
             value = typ | None if f.nullable else typ
             column: Any = Annotated[list[value], rows]  # type: ignore[valid-type]
-            if f.kind != "categorical":
-                column = column | packed  # float64 values, base64 in JSON
             if f.nullable:
                 struct_fields.append((attr, value, None))
                 # A left-out nullable column is all missing; an explicit null is no column.
@@ -351,7 +322,6 @@ class RequestDecoder:
                 f"column of {feature.name!r}: each value "
                 + (feature.description or _describe(feature.kind, feature.categories))
                 + (" or null" if feature.nullable else "")
-                + (f"; {PACKED_HELP}" if feature.kind != "categorical" else "")
                 + ("; leave the column out when all are missing" if feature.nullable else "")
             )
         components["PredictionColumns"]["description"] = (
@@ -390,11 +360,11 @@ class RequestDecoder:
 
     def columns_tensor(self, values: Sequence[Any]) -> np.ndarray:
         """The tensor of one column per feature, in ``names`` order: a list of values (as JSON
-        decodes them), packed bytes, a float64 array (NaN = missing) or None (left out: all
+        decodes them), a float array (NaN = missing), category codes (-1 = missing) or None (left out: all
         missing). Also the Open Inference Protocol's decoder's last step."""
         given = zip(self.names, values, strict=True)
         lengths = {
-            name: self._rows_in(name, column) for name, column in given if column is not None
+            name: len(column) for name, column in given if column is not None
         }
         if not lengths:
             raise InvalidInput(
@@ -427,8 +397,6 @@ class RequestDecoder:
                 # None → NaN (imputed inside the model); a left-out column is all missing.
                 if column is None:
                     out[:, slot] = _NAN
-                elif column.__class__ is bytes:
-                    out[:, slot] = self._unpack(name, column)
                 elif column.__class__ is np.ndarray:
                     out[:, slot] = column
                 else:
@@ -438,9 +406,6 @@ class RequestDecoder:
                 if column is None:
                     if kind != "categorical":
                         out[:, slot] = _NAN
-                    continue
-                if column.__class__ is bytes:  # a packed money/percent column: numbers
-                    out[:, slot] = self._unpack(name, column)
                     continue
                 if column.__class__ is np.ndarray:
                     if kind == "categorical":  # category codes, -1 = missing (tensors)
@@ -452,34 +417,6 @@ class RequestDecoder:
                 self._fill_special(out, column, name, kind, slot, how)
         self._check_values(out)
         return out
-
-    def _rows_in(self, name: str, column: list[Any] | bytes | np.ndarray) -> int:
-        """Rows in a column; a packed one must hold whole float64 values, 1 to max_rows."""
-        if column.__class__ is not bytes:
-            return len(column)  # msgspec (or the protocol decoder) checked 1..max_rows
-        rows, extra = divmod(len(column), PACKED_DTYPE.itemsize)
-        if extra:
-            message = (
-                f"a packed column holds {PACKED_DTYPE.itemsize} bytes (one little-endian "
-                f"float64) per row, but this one decodes to {len(column)} bytes"
-            )
-            raise InvalidInput([FieldError(name, message)])
-        if not 1 <= rows <= self.max_rows:
-            message = f"a column must hold between 1 and {self.max_rows} values (packed: {rows})"
-            raise InvalidInput([FieldError(name, message)])
-        return rows
-
-    def _unpack(self, name: str, column: bytes) -> np.ndarray:
-        """A packed column → float64 values, NaN for missing; no infinities (a JSON number
-        cannot be one either)."""
-        values = np.frombuffer(column, dtype=PACKED_DTYPE)
-        if np.isfinite(values).all():
-            return values
-        infinite = np.flatnonzero(np.isinf(values))
-        if len(infinite):
-            message = "packed value is infinite: give a finite number, or NaN when missing"
-            raise InvalidInput([FieldError(name, message, int(infinite[0]))])
-        return values  # NaN in a feature that may not be missing: _check_values refuses it
 
     @staticmethod
     def _fill_special(
@@ -570,15 +507,12 @@ class RequestDecoder:
         feature = self.kinds.get(field_name or "")
         if feature is None and field_name is None:
             field_name = COLUMNS_KEY  # {"columns": <not an object>}
-        elif feature is not None and message.startswith("Invalid base64"):
-            message = f"a packed column must be base64 text ({PACKED_HELP}): {message}"
         elif feature is not None and "length" in message and row is None:
             message = f"a column must hold between 1 and {self.max_rows} values ({message})"
         elif feature is not None and message.startswith(("Expected", "Invalid enum")):
             what = _expected(feature)
             if row is None:  # the column itself is not an array
                 what = f"an array of values, each {what}"
-                what += f", {PACKED_HELP}" if feature.kind != "categorical" else ""
             message = f"expected {what} ({message})"
         return FieldError(field_name, message.replace("`", "'"), row)
 

@@ -22,10 +22,10 @@ PREDICT_SUMMARY = 'Score one record, or a batch as {"records": [...]} or {"colum
 PREDICT_DESCRIPTION = (
     "One body, three forms, told apart by the object's first key: one record; "
     '`{"records": [...]}` (one object per row); or `{"columns": {"x0": [...], ...}}` (one array '
-    "per feature, all of the same length; a nullable feature's column may be left out; a number "
-    "column may be packed: one base64 string of little-endian float64 values, NaN for missing). "
-    "Both batch forms hold 1 to MAX_BATCH_ROWS rows and get the same answer, one prediction per "
-    "row in order. Columns with packed number columns are the fast form for large batches."
+    "per feature, all of the same length; a nullable feature's column may be left out). Both "
+    "batch forms hold 1 to MAX_BATCH_ROWS rows and get the same answer, one prediction per row in "
+    "order. For large batches the Open Inference Protocol's binary tensors "
+    "(POST /v2/models/{name}/infer) are the fast form."
 )
 ERRORS = {
     400: "the body is not JSON",
