@@ -317,3 +317,20 @@ def test_uv_is_pinned_once(scenario: Rendered):
         and pin in p.read_text(errors="ignore")
     ]  # fmt: skip
     assert not elsewhere, f"uv {pin} is pinned again in {elsewhere}"
+
+
+def test_copies_of_a_pin_agree(scenario: Rendered):
+    """pre-commit's hooks cannot read CI variables or pyproject.toml: where they install a tool
+    the pipeline also pins, the two versions must be the same."""
+    variables = yaml.safe_load((scenario.dev / ".gitlab-ci.yml").read_text())["variables"]
+    hooks = yaml.safe_load((scenario.dev / ".pre-commit-config.yaml").read_text())
+    pins = {}
+    for repo in hooks["repos"]:
+        for hook in repo["hooks"]:
+            for dep in hook.get("additional_dependencies", []):
+                name, _, version = dep.partition("==")
+                assert pins.setdefault(name, version) == version, f"two pins of {name}"
+    assert pins["bandit[toml]"] == variables["BANDIT_VERSION"]
+    assert pins["detect-secrets"] == variables["DETECT_SECRETS_VERSION"]
+    pyproject = (scenario.dev / "pyproject.toml").read_text()
+    assert f'"ruff=={pins["ruff"]}"' in pyproject
