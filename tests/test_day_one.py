@@ -65,12 +65,19 @@ def test_jobs_not_run_here_are_documented(render) -> None:
     section = doc.split("## Jobs the day-one journey does not run", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"^\| `([\w-]+)` \|", section, re.M))
     assert named == NOT_RUN_HERE | GITLAB_TEMPLATE_JOBS
-    overridden = {"semgrep-sast", "secret_detection", "dependency-scanning", "container_scanning"}
-    assert (named - overridden) <= set(jobs), "a documented job is no longer in the pipeline"
+    # (the analyzers' jobs come from GitLab's templates; our file overrides a key of each)
+    assert named <= set(jobs), f"no longer in the pipeline: {named - set(jobs)}"
 
 
 def git(cwd: Path, env: dict[str, str], *args: str) -> str:
     return run(["git", *args], cwd=cwd, env=env)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace one line of a generated file; a template that changed shape fails here, clearly."""
+    text = path.read_text()
+    assert old in text, f"{path.name} no longer has {old.strip()!r}: update the journey's edit"
+    path.write_text(text.replace(old, new, 1))
 
 
 def bare_remote(root: Path, path: str, checkout: Path, env: dict[str, str]) -> Path:
@@ -225,8 +232,7 @@ class DayOne:
     def merge_request(self, base_image: subprocess.Popen, base_log: Path) -> None:
         """A branch that changes params.yaml, reproduced and pushed; its MR pipeline."""
         self.git("checkout", "--quiet", "-b", "smaller-c")
-        params = self.dev / "params.yaml"
-        params.write_text(params.read_text().replace("    C: 1.0\n", "    C: 0.05\n", 1))
+        edit(self.dev / "params.yaml", "    C: 1.0\n", "    C: 0.05\n")
         run(["make", "repro"], cwd=self.dev, env=self.env, timeout=1200)
         self.git("commit", "--quiet", "-am", "Try C=0.05")
         self.git("push", "--quiet", "origin", "smaller-c")
@@ -286,11 +292,8 @@ class DayOne:
     def worse_candidate(self) -> None:
         """A merge request whose model is clearly worse: the promotion gate fails it."""
         self.git("checkout", "--quiet", "-b", "one-iteration")
-        params = self.dev / "params.yaml"
         # One solver iteration: ROC AUC drops by about 0.04, far beyond gate.tolerance.
-        params.write_text(
-            params.read_text().replace("    max_iter: 1000\n", "    max_iter: 1\n", 1)
-        )
+        edit(self.dev / "params.yaml", "    max_iter: 1000\n", "    max_iter: 1\n")
         self.git("commit", "--quiet", "-am", "Cripple the model")
         mr = {
             "CI_PIPELINE_SOURCE": "merge_request_event",
