@@ -91,7 +91,7 @@ class ModelUser(HttpUser):
             f"/v2/models/{MODEL_NAME}/infer",
             data=body,
             headers={"Inference-Header-Content-Length": (header_length or b"").decode()},
-            name=f"/v2/models/{{name}}/infer [{BATCH_ROWS} binary]",
+            name=f"/v2/models/<name>/infer [{BATCH_ROWS} binary]",
             catch_response=True,
         ) as r:
             if r.status_code != 200 or "inference-header-content-length" not in r.headers:

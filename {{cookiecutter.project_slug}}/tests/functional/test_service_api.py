@@ -162,14 +162,16 @@ def test_binary_tensors_give_the_same_predictions_as_records(
     assert p_hat.tolist() == [p["p_hat"] for p in by_rows.json()["predictions"]]
 
 
+# FP32 tensors cannot hold 1e39: the client's cast makes it infinite, refused as such.
 @pytest.mark.parametrize(
-    ("value", "says"), [(float("inf"), "infinite"), (1e39, "float32"), (float("nan"), None)]
+    ("value", "says"), [(float("inf"), "infinite"), (1e39, "infinite"), (float("nan"), None)]
 )
 def test_binary_bad_values_are_422_naming_field_and_row(client, schema, records, value, says):
     name = numeric_names(schema)[0]
     rows = [dict(r) for r in records[:3]]
     rows[1][name] = value
-    body, headers = binary_request(schema, rows)
+    with np.errstate(over="ignore"):
+        body, headers = binary_request(schema, rows)
     answer = client.post(INFER, content=body, headers=headers)
     if says is None:  # NaN is a missing number, fine for a nullable feature
         assert answer.status_code == 200, answer.text

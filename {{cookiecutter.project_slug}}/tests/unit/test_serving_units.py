@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import random
@@ -25,8 +24,8 @@ from {{ cookiecutter.package_name }}.features import (
 from {{ cookiecutter.package_name }}.serving.bodies import as_columns, infer_request
 from {{ cookiecutter.package_name }}.serving.config import ConfigError, Settings
 from {{ cookiecutter.package_name }}.serving.decoding import InvalidInput, MalformedBody, RequestDecoder
-from {{ cookiecutter.package_name }}.serving.open_inference import InferenceDecoder
 from {{ cookiecutter.package_name }}.serving.metrics import SCORE_BUCKETS, ScoreHistogram
+from {{ cookiecutter.package_name }}.serving.open_inference import InferenceDecoder
 
 
 @pytest.fixture(scope="module")

@@ -173,7 +173,6 @@ def _cell(column: Any, row: int, categories: tuple[str, ...]) -> Any:
     return None if categories and value == "" else value  # a tensor's missing category
 
 
-
 class RequestDecoder:
     """Decodes a record, ``{"records": [...]}`` or ``{"columns": {...}}`` into the input tensor."""
 
@@ -198,7 +197,6 @@ class RequestDecoder:
         ordered = numeric + special
         self._n_numeric = len(numeric)
         self._numeric_slots = np.array([offsets[f.name] for f in numeric], dtype=np.intp)
-        self._numeric_names = [f.name for f in numeric]
         # (tuple index, name, kind, slot, converter or category → index lookup)
         self._special: list[tuple[int, str, str, int, Any]] = []
         for i, f in enumerate(special, start=len(numeric)):
@@ -360,12 +358,10 @@ class RequestDecoder:
 
     def columns_tensor(self, values: Sequence[Any]) -> np.ndarray:
         """The tensor of one column per feature, in ``names`` order: a list of values (as JSON
-        decodes them), a float array (NaN = missing), category codes (-1 = missing) or None (left out: all
-        missing). Also the Open Inference Protocol's decoder's last step."""
+        decodes them), a float array (NaN = missing), category codes (-1 = missing) or None
+        (left out: all missing). Also the Open Inference Protocol's decoder's last step."""
         given = zip(self.names, values, strict=True)
-        lengths = {
-            name: len(column) for name, column in given if column is not None
-        }
+        lengths = {name: len(column) for name, column in given if column is not None}
         if not lengths:
             raise InvalidInput(
                 [FieldError(COLUMNS_KEY, "no columns: give at least one feature's column")]
@@ -390,10 +386,8 @@ class RequestDecoder:
         out = np.zeros((n, self.n_inputs), dtype=np.float32)
         with np.errstate(over="ignore", invalid="ignore"):
             numeric = values[: self._n_numeric]
-            numeric_columns = zip(
-                self._numeric_names, self._numeric_slots.tolist(), numeric, strict=True
-            )
-            for name, slot, column in numeric_columns:
+            numeric_columns = zip(self._numeric_slots.tolist(), numeric, strict=True)
+            for slot, column in numeric_columns:
                 # None → NaN (imputed inside the model); a left-out column is all missing.
                 if column is None:
                     out[:, slot] = _NAN
