@@ -159,7 +159,7 @@ def test_bench_command_is_wired_up(trained: Path) -> None:
         ["uv", "run", "--frozen", slug, "bench", "--decoders", "--batch-rows", "200"], cwd=trained
     )
     assert "msgspec RequestDecoder, 1 row" in out and "json.loads + Encoder" in out
-    assert "rows packed" in out and "as packed" in out  # the fast batch form is timed too
+    assert "as binary tensors" in out  # the fast batch form (Open Inference Protocol) too
     if shutil.which("wrk") is None:
         pytest.skip("the load-generator half needs wrk (Debian: apt-get install wrk)")
     # The real thing, small and short: every scenario answered, nothing but 2xx. Speed is the
@@ -185,7 +185,9 @@ def test_bench_command_is_wired_up(trained: Path) -> None:
         cwd=trained,
     )
     (figures,) = json.loads(results.read_text())["rounds"]
-    assert set(figures) == {"empty", "predict", "naive", "batch", "columns", "packed"}
+    assert set(figures) == {
+        "raw", "fastapi", "noop", "predict", "infer", "naive", "batch", "columns", "binary"
+    }  # fmt: skip
     for name, f in figures.items():
         assert f["requests"] > 0 and f["non_2xx"] == 0 and not f["socket_errors"], (name, f)
-    assert "predict / empty" in out and "packed p50" in out
+    assert "predict / fastapi" in out and "predict / raw" in out and "binary p50" in out

@@ -223,7 +223,7 @@ def uvicorn_cmd(app: str, port: int, cpu: int | None) -> list[str]:
     return pinned(
         [
             *(sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)),
-            *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
+            *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers"),
             *("--log-level", "warning"),
         ],
         cpu,

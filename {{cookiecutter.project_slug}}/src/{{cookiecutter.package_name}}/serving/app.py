@@ -29,7 +29,8 @@ _LIVE = _encode(Live())
 JSON = "application/json"
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service) -> Guard:
+    """The ASGI application: the guard, around FastAPI (``create_app(...).app``)."""
     settings = service.settings
 
     @asynccontextmanager
@@ -107,7 +108,7 @@ def create_app(service: Service) -> FastAPI:
     spec = document(app.title, app.version, service.decoder)
     app.openapi = lambda: spec  # type: ignore[method-assign]
     known = frozenset({MODEL, LIVE, READY, "/docs", "/openapi.json"}) | v2_paths.static()
-    app.add_middleware(
-        Guard, service=service, hot_routes=hot_routes, known_routes=known, resolve=resolve
-    )
-    return app
+    # The guard goes around the FastAPI application, not inside its middleware stack: the hot
+    # routes then pass through nothing else (FastAPI's error and telemetry layers cost as much
+    # as scoring a row), and every other route still gets the guard's limits, id and log.
+    return Guard(app, service, hot_routes=hot_routes, known_routes=known, resolve=resolve)

@@ -79,11 +79,10 @@ class Settings:
     # pod from its endpoints meanwhile; the preStop hook usually covers it, so 0 by default.
     drain_delay_s: float = 0.0
     graceful_timeout_s: float = 20.0
-    # Bodies larger than this are decoded and scored in the worker thread; smaller ones inline
-    # on the event loop. 0 (default) = every request in the thread: measured faster even for
-    # single rows (+10-15% req/s, lower p50 at 16 connections; docs/serving.md), and a large
-    # batch never stalls the event loop.
-    offload_body_bytes: int = 0
+    # Bodies larger than this are decoded and scored in the worker thread, so a batch never
+    # stalls the event loop; smaller ones inline: once the hot path lost its framework layers,
+    # the thread hop cost more than scoring a row (docs/serving.md has the measurement).
+    offload_body_bytes: int = 64 * 1024
     # Fraction of scored records logged as {"event": "prediction_sample", "features": ...,
     # "p_hat": ...} for the drift job (monitoring/drift.py). 0 = never: these lines carry input
     # values, unlike the per-request line, so switching them on is a data-handling decision.

@@ -185,5 +185,11 @@ def install(app: FastAPI) -> None:
         protocol = is_protocol_path(request.url.path)
         return response(request.scope.get("request_id", ""), error, protocol)
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette's last resort answers in plain text; this is the envelope instead (the
+        # exception still reaches the guard, which logs it with its traceback).
+        return response(request.scope.get("request_id", ""), internal_error())
+
     for kind in HANDLERS:
         app.add_exception_handler(kind, handle)
+    app.add_exception_handler(Exception, unexpected)

@@ -114,6 +114,7 @@ def build_config(app: object, settings: Settings, service: Service | None = None
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,  # no X-Forwarded-* rewriting: nothing here uses the client address
         timeout_graceful_shutdown=int(settings.graceful_timeout_s),
         timeout_keep_alive=max(1, round(settings.keep_alive_s)),
     )

@@ -32,7 +32,15 @@ variable "upstream_port" {
 variable "routes" {
   description = "Routes published by the gateway (\"METHOD /path\"). Every route gets the JWT authorizer."
   type        = list(string)
-  default     = ["POST /v1/predict", "GET /model"]
+  default = [
+    "POST /v1/predict",
+    "GET /v1/model",
+    # The Open Inference Protocol (KServe V2) for the same model; {model} is its name.
+    "POST /v2/models/{model}/infer",
+    "POST /v2/models/{model}/versions/{version}/infer",
+    "GET /v2/models/{model}",
+    "GET /v2/models/{model}/ready",
+  ]
 
   validation {
     condition     = alltrue([for r in var.routes : can(regex("^(GET|POST|PUT|PATCH|DELETE|ANY) /", r))])
