@@ -446,6 +446,17 @@ COLUMN_PARSERS: dict[str, Callable[[Sequence[str]], list[float]]] = {
 }
 
 
+def slot_offsets(features: Sequence[Feature]) -> dict[str, int]:
+    """Where each feature starts in the model's input tensor: the features in order, each
+    ``width`` slots wide (a categorical one slot per category, one-hot). The one definition of
+    the layout, for the training encoder below and the service's decoders."""
+    offsets, offset = {}, 0
+    for feature in features:
+        offsets[feature.name] = offset
+        offset += feature.width
+    return offsets
+
+
 class Encoder:
     """Turns records into the model's float32 input tensor, following a ``FeatureSchema``.
 
@@ -458,14 +469,13 @@ class Encoder:
         self.features = features
         self.n_inputs = sum(feature.width for feature in features)
         self._plan: list[tuple[Feature, int, Converter | dict[str, int]]] = []
-        offset = 0
+        offsets = slot_offsets(features)
         for feature in features:
             if feature.kind == "categorical":
                 lookup = {category: i for i, category in enumerate(feature.categories)}
-                self._plan.append((feature, offset, lookup))
+                self._plan.append((feature, offsets[feature.name], lookup))
             else:
-                self._plan.append((feature, offset, CONVERTERS[feature.kind]))
-            offset += feature.width
+                self._plan.append((feature, offsets[feature.name], CONVERTERS[feature.kind]))
 
     def _write(self, out: np.ndarray, feature: Feature, offset: int, how: Any, value: Any) -> None:
         """Write one value into ``out`` (a row, already zero-filled)."""

@@ -46,6 +46,7 @@ from ..features import (
     FieldError,
     is_blank,
     preview,
+    slot_offsets,
 )
 
 BATCH_KEY = "records"
@@ -185,11 +186,7 @@ class RequestDecoder:
         self.n_inputs = schema.n_inputs
         self.kinds = {f.name: f for f in schema.features}
 
-        # Tensor slot of each feature, in schema order.
-        offsets, offset = {}, 0
-        for feature in schema.features:
-            offsets[feature.name] = offset
-            offset += feature.width
+        offsets = slot_offsets(schema.features)  # the encoder's layout, from one definition
 
         # Struct fields: plain numbers first (converted in one NumPy call), the rest after.
         numeric = [f for f in schema.features if f.kind == "numeric"]
