@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import math
 import random
 
@@ -24,6 +26,7 @@ from {{ cookiecutter.package_name }}.features import (
 from {{ cookiecutter.package_name }}.serving.bodies import as_columns, infer_request
 from {{ cookiecutter.package_name }}.serving.config import ConfigError, Settings
 from {{ cookiecutter.package_name }}.serving.decoding import InvalidInput, MalformedBody, RequestDecoder
+from {{ cookiecutter.package_name }}.serving.logs import ACCESS_LOGGER, AccessLog, JsonFormatter
 from {{ cookiecutter.package_name }}.serving.metrics import SCORE_BUCKETS, ScoreHistogram
 from {{ cookiecutter.package_name }}.serving.open_inference import InferenceDecoder
 
@@ -413,3 +416,27 @@ def test_wrk_output_is_parsed() -> None:
     result = parse_wrk(WRK_OUTPUT)
     assert result["rps"] == 4600.72 and result["requests"] == 23004 and result["non_2xx"] == 3
     assert result["p50_ms"] == pytest.approx(3.31) and result["p99_ms"] == pytest.approx(1020.0)
+
+
+def test_the_batched_access_line_is_the_json_formatters_line(caplog) -> None:
+    """ACCESS writes its lines itself (no logging record per request): the bytes must be what
+    the JSON formatter would have written, keys in the same order, reason only when there is."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log = AccessLog()
+    log.write_to(handler)
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        log.write("rid-1", "POST", "/v1/predict", 200, 1.25, "v1")
+        log.write("rid-2", "POST", "/v1/predict", 499, 3.5, "v1", "client_closed")
+    log.flush()
+    direct = [json.loads(line) for line in stream.getvalue().splitlines()]
+    record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, "request", (), None)
+    fields = {"request_id": "rid-1", "method": "POST", "route": "/v1/predict", "status": 200}
+    record.__dict__.update({**fields, "latency_ms": 1.25, "model_version": "v1"})
+    expected = json.loads(JsonFormatter().format(record))
+    assert list(direct[0]) == list(expected)
+    assert {k: v for k, v in direct[0].items() if k != "ts"} == {
+        k: v for k, v in expected.items() if k != "ts"
+    }
+    assert direct[1]["reason"] == "client_closed" and "reason" not in direct[0]

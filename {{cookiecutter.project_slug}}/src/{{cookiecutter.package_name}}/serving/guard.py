@@ -77,17 +77,9 @@ def record(
 ) -> None:
     """The request's metrics and its one access-log line (never the payload)."""
     service.metrics.observe_request(route, method, status, seconds)
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "method": method,
-        "route": route,
-        "status": status,
-        "latency_ms": round(seconds * 1e3, 3),
-        "model_version": service.version,
-    }
-    if reason:
-        fields["reason"] = reason
-    ACCESS.write(fields)
+    ACCESS.write(
+        request_id, method, route, status, round(seconds * 1e3, 3), service.version, reason
+    )
 
 
 def record_refusal(

@@ -59,6 +59,22 @@ class JsonFormatter(logging.Formatter):
         return _encode(entry).decode()
 
 
+class AccessLine(msgspec.Struct, omit_defaults=True):
+    """The one line per request: the keys every line has, in the same order, then its own."""
+
+    ts: str
+    level: str
+    logger: str
+    msg: str
+    request_id: str
+    method: str
+    route: str
+    status: int
+    latency_ms: float
+    model_version: str
+    reason: str = ""  # a refusal's or an abort's (left out when there is none)
+
+
 class AccessLog:
     """The access line of each request, batched when the JSON handler on stdout is ours."""
 
@@ -71,12 +87,41 @@ class AccessLog:
         self.flush()
         self.handler = handler
 
-    def write(self, fields: dict[str, Any]) -> None:
+    def write(
+        self,
+        request_id: str,
+        method: str,
+        route: str,
+        status: int,
+        latency_ms: float,
+        model_version: str,
+        reason: str = "",
+    ) -> None:
         if self.handler is None:
-            self.logger.info("request", extra=fields)
+            fields = {
+                "request_id": request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "latency_ms": latency_ms,
+                "model_version": model_version,
+            }
+            self.logger.info("request", extra={**fields, "reason": reason} if reason else fields)
         elif self.logger.isEnabledFor(logging.INFO):
-            head = {"ts": timestamp(time.time()), "level": "info", "logger": ACCESS_LOGGER}
-            self._lines.append(_encode({**head, "msg": "request", **fields}))
+            line = AccessLine(
+                timestamp(time.time()),
+                "info",
+                ACCESS_LOGGER,
+                "request",
+                request_id,
+                method,
+                route,
+                status,
+                latency_ms,
+                model_version,
+                reason,
+            )
+            self._lines.append(_encode(line))
             if len(self._lines) >= 256:
                 self.flush()
 
