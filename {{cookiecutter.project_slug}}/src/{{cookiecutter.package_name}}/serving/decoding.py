@@ -68,6 +68,7 @@ def _picker(positions: list[int]) -> Any:
     """``itemgetter`` that always returns a tuple (it returns a bare item for one position)."""
     return lambda record: tuple(record[i] for i in positions)
 
+
 REQUIRED_MESSAGE = (
     "a value is required: this feature is not nullable (a blank string and NaN are missing)"
 )
