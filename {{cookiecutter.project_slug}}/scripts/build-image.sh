@@ -44,7 +44,10 @@ PORT="${PORT:-18000}"
 METRICS_PORT="${METRICS_PORT:-19000}"
 DIGEST_FILE="${DIGEST_FILE:-image.digest}"
 TLS_VERIFY="--tls-verify=${REGISTRY_TLS_VERIFY:-true}"
-STORE=(--root "$WORK/storage" --runroot "$WORK/run" --storage-driver "${STORAGE_DRIVER:-overlay}")
+# podman refuses a runroot over 50 characters, which a deep $WORK gives: one short directory per
+# $WORK instead (the same one every run, as the storage beside it expects).
+RUNROOT="/tmp/ctr-run-$(printf '%s' "$WORK" | sha256sum | cut -c1-12)"
+STORE=(--root "$WORK/storage" --runroot "$RUNROOT" --storage-driver "${STORAGE_DRIVER:-overlay}")
 # Files the Dockerfile copies besides the code: a build without them fails late and unclearly.
 INPUTS=(uv.lock models/model.onnx models/features.json models/reference_profile.json)
 

@@ -104,12 +104,14 @@ PARSERS: dict[str, Callable[[str], object]] = {
 }
 
 
-def _seconds(parse: Callable[[str], object], text: str, repeats: int = 3) -> float:
+def _seconds(parse: Callable[[str], object], text: str, repeats: int = 5) -> float:
+    """CPU seconds of the fastest of ``repeats`` calls: time this process spent running, so a
+    busy machine (other tests beside this one) does not count."""
     best = math.inf
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = time.process_time()
         _refuses(parse, text)
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     return best
 
 
@@ -119,10 +121,10 @@ def test_parsers_run_in_linear_time(parser: str, shape: str) -> None:
     parse, make = PARSERS[parser], ADVERSARIAL[shape]
     times = [_seconds(parse, make(size)) for size in SIZES]
     # Linear growth makes the 100 KB input take ~100x the 1 KB one; a quadratic pattern takes
-    # ~10,000x and a cubic one (the old money pattern) far longer. The floor keeps timer noise
-    # on microsecond-scale calls from failing the test.
+    # ~10,000x and a cubic one (the old money pattern) far longer: seconds at 1 KB already. The
+    # floor keeps timer noise on microsecond-scale calls from failing the test.
     ratio = SIZES[-1] / SIZES[0]
-    assert times[-1] <= max(3 * ratio * times[0], 0.02), (parser, shape, times)
+    assert times[-1] <= max(3 * ratio * times[0], 0.05), (parser, shape, times)
 
 
 @pytest.mark.parametrize("parse", [parse_money, parse_percent, parse_number])
