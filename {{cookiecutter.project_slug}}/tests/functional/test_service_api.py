@@ -588,6 +588,7 @@ class Blocking:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["path"] == "/v1/predict":
+            await receive()  # the body: from here on the request timeout runs
             self.entered.set()
             await self.release.wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
