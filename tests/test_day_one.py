@@ -80,6 +80,16 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def merge_request_variables(iid: int, branch: str) -> dict[str, str]:
+    """What GitLab sets for a merge request pipeline of ``branch`` into main."""
+    return {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_IID": str(iid),
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": branch,
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+    }
+
+
 def bare_remote(root: Path, path: str, checkout: Path, env: dict[str, str]) -> Path:
     """A bare repository standing in for a GitLab project, with ``checkout`` pushed to it."""
     remote = root / f"{path}.git"
@@ -236,12 +246,7 @@ class DayOne:
         run(["make", "repro"], cwd=self.dev, env=self.env, timeout=1200)
         self.git("commit", "--quiet", "-am", "Try C=0.05")
         self.git("push", "--quiet", "origin", "smaller-c")
-        mr = {
-            "CI_PIPELINE_SOURCE": "merge_request_event",
-            "CI_MERGE_REQUEST_IID": "1",
-            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "smaller-c",
-            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-        }
+        mr = merge_request_variables(1, "smaller-c")
         assert base_image.wait(timeout=900) == 0, base_log.read_text()[-3000:]
         self.pipeline(
             mr, {*CHECKS, "promotion-gate", "report", "report-comment-api"}, self.NO_BRANCH
@@ -295,12 +300,7 @@ class DayOne:
         # One solver iteration: ROC AUC drops by about 0.04, far beyond gate.tolerance.
         edit(self.dev / "params.yaml", "    max_iter: 1000\n", "    max_iter: 1\n")
         self.git("commit", "--quiet", "-am", "Cripple the model")
-        mr = {
-            "CI_PIPELINE_SOURCE": "merge_request_event",
-            "CI_MERGE_REQUEST_IID": "2",
-            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "one-iteration",
-            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-        }
+        mr = merge_request_variables(2, "one-iteration")
         out = self.runner.fails(["train", "promotion-gate"], mr, self.NO_BRANCH)
         assert "promotion gate FAILED against origin/main" in out, out[-3000:]
         self.git("checkout", "--quiet", "main")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from {{ cookiecutter.package_name }}.bench import sample_records, wait_ready
+from {{ cookiecutter.package_name }}.bench import running, sample_records, wait_ready
 from {{ cookiecutter.package_name }}.features import FeatureSchema
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -76,27 +75,14 @@ def env_for(model_dir: Path, port: int, metrics_port: int, **extra: str) -> dict
 
 @contextmanager
 def server(model_dir: Path, tmp_path: Path, **extra: str) -> Iterator[Server]:
+    """The real service on free ports, ready; stopped with SIGTERM (killed if it hangs)."""
     port, metrics_port = free_port(), free_port()
     log = tmp_path / f"server-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", f"{PACKAGE}.cli", "serve"],
-            env=env_for(model_dir, port, metrics_port, **extra),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(proc, port, metrics_port, log)
-    try:
+    command = [sys.executable, "-m", f"{PACKAGE}.cli", "serve"]
+    with running(command, env_for(model_dir, port, metrics_port, **extra), log) as proc:
+        srv = Server(proc, port, metrics_port, log)
         wait_ready(f"{srv.url}/health/ready", proc, log, timeout=60)
         yield srv
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def partial_request(port: int, body: bytes, sent: int, path: str = "/v1/predict") -> socket.socket:
