@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from .batching import Batcher
 from .config import Settings
 from .decoding import Decoded, RequestDecoder
 from .logs import SAMPLE_EVENT, SAMPLE_LOGGER
@@ -48,6 +49,7 @@ class Service:
         self.on_fatal: Callable[[], None] = lambda: None
         # One worker: inference is single-threaded by design; a second batch waits its turn.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self.batcher = Batcher(self.executor, lambda: self._model().predict)
         self._key_digests = [hashlib.sha256(k.encode()).digest() for k in settings.api_keys]
         self.sample_rate = settings.prediction_sample_rate
         self._sampler = np.random.default_rng()
@@ -108,43 +110,63 @@ class Service:
             ok |= hmac.compare_digest(digest, key)
         return ok
 
-    async def run(self, body_size: int, work: Callable[..., Any], *args: Any) -> Any:
-        """``work(*args)``: in the worker thread for a body over OFFLOAD_BODY_BYTES (the event
-        loop keeps answering other requests and the deadline can still answer 504), inline for
-        a smaller one (a thread hop costs more than scoring one row)."""
+    async def run(self, body_size: int, prepare: Callable[..., Any], *args: Any) -> Any:
+        """A prediction: ``prepare(*args)`` gives (tensor, finish); the result is
+        ``finish(scores)``. In the worker thread for a body over OFFLOAD_BODY_BYTES (by default
+        every body), stacked with the other requests waiting for it (batching.py); inline for a
+        smaller one."""
         if body_size > self.settings.offload_body_bytes:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, work, *args)
-        return work(*args)
+            return await self.batcher.submit(prepare, *args)
+        return self._inline(prepare, *args)
+
+    def _inline(self, prepare: Callable[..., Any], *args: Any) -> Any:
+        tensor, finish = prepare(*args)
+        return finish(self._model().predict(tensor))
+
+    def _model(self) -> Model:
+        model = self.model
+        if model is None:  # the routes check readiness first; this guards direct callers
+            raise RuntimeError("the model is not loaded")
+        return model
 
     def score(self, body: bytes, request_id: str = "") -> bytes:
         """Body bytes → response bytes; raises MalformedBody / InvalidInput for bad input."""
-        model = self.model
-        if model is None:  # the route checks readiness first; this guards direct callers
-            raise RuntimeError("the model is not loaded")
+        return self._inline(self.prepare_score, body, request_id)
+
+    def prepare_score(self, body: bytes, request_id: str = "") -> tuple[np.ndarray, Callable]:
+        """/v1/predict: the body's tensor, and how its scores become the response bytes."""
         decoded = self.decoder.decode_body(body)
-        p = model.predict(decoded.tensor)
-        self.metrics.score.observe_many(p)
-        if self.sample_rate:
-            self._log_samples(decoded, p, request_id)
-        if not decoded.is_batch:
-            value = float(p[0])
-            return _encode(Prediction(value, int(value >= self.threshold), self.version))
-        return batch_response(self.version, self.threshold, p)
+
+        def finish(p: np.ndarray) -> bytes:
+            self._observe(decoded, p, request_id)
+            if not decoded.is_batch:
+                value = float(p[0])
+                return _encode(Prediction(value, int(value >= self.threshold), self.version))
+            return batch_response(self.version, self.threshold, p)
+
+        return decoded.tensor, finish
 
     def infer(
         self, body: bytes, header_length: bytes | None, request_id: str = ""
     ) -> tuple[bytes, bytes | None]:
         """An Open Inference Protocol request → (response body, its header length or None)."""
-        model = self.model
-        if model is None:
-            raise RuntimeError("the model is not loaded")
+        return self._inline(self.prepare_infer, body, header_length, request_id)
+
+    def prepare_infer(
+        self, body: bytes, header_length: bytes | None, request_id: str = ""
+    ) -> tuple[np.ndarray, Callable]:
         inference = self.protocol.decode(body, header_length)
-        p = model.predict(inference.decoded.tensor)
+
+        def finish(p: np.ndarray) -> tuple[bytes, bytes | None]:
+            self._observe(inference.decoded, p, request_id)
+            return self.protocol.response(inference, self.version, p, self.threshold)
+
+        return inference.decoded.tensor, finish
+
+    def _observe(self, decoded: Decoded, p: np.ndarray, request_id: str) -> None:
         self.metrics.score.observe_many(p)
         if self.sample_rate:
-            self._log_samples(inference.decoded, p, request_id)
-        return self.protocol.response(inference, self.version, p, self.threshold)
+            self._log_samples(decoded, p, request_id)
 
     def _log_samples(self, decoded: Decoded, p: np.ndarray, request_id: str) -> None:
         """Log a random fraction of the scored records, with their raw input, for drift."""
