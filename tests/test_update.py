@@ -14,13 +14,16 @@ import filecmp
 import json
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
 
 from .conftest import run
+from .local_gitlab import load_standin
 from .template_repo import (
     CLEAN_EDITS,
     CONFLICTING,
@@ -32,6 +35,7 @@ from .template_repo import (
     TEAM_RUNBOOK,
     TEAM_TAIL,
     TEMPLATE_LINE_1,
+    V2,
     change_template,
     commit_all,
     copy_template,
@@ -48,14 +52,15 @@ class Journey:
     template: Path
     updated: dict[tuple[str, str], Path]  # (tool, repo) -> the updated repository
     fresh: dict[str, Path]  # repo -> the fresh v2 render
-    check_before: dict[tuple[str, str], int]  # exit code of the tool's "outdated?" check
+    merge_requests: dict[tuple[str, str], dict]  # what each repo's job asked GitLab for
+    remotes: dict[tuple[str, str], Path]
 
 
-def outdated(tool: str, repo: Path, env: dict[str, str]) -> int:
-    """cruft check exits 1 when the template moved on; copier's dry run names the new version."""
-    if tool == "cruft":
-        return subprocess.run(["cruft", "check"], cwd=repo, env=env, capture_output=True).returncode
-    return 0
+def job_script(repo: str, project: Path) -> Path:
+    """The scheduled template-update job's program: the same file in both repos."""
+    if repo == "config":
+        return project / "scripts" / "template_update.py"
+    return project / "src" / SLUG.replace("-", "_") / "ci" / "template_update.py"
 
 
 @pytest.fixture(scope="module")
@@ -77,22 +82,32 @@ def journey(tmp_path_factory, git_identity_env) -> Journey:
         team_edits(work / SLUG, work / CONFIG, env)
 
     change_template(template, env)
-    check_before = {}
+    # Each repo's own scheduled job (its CI script, as the pipeline runs it) against the
+    # GitLab stand-in and a bare remote: check, update on a branch, open the merge request.
+    standin = load_standin(made["cruft", "dev"]).StandIn
+    bin_dir = Path(sys.executable).parent
+    requests, remotes = {}, {}
     for (tool, repo), path in made.items():
-        if tool == "cruft":
-            check_before[tool, repo] = subprocess.run(
-                ["cruft", "check"], cwd=path, env=env, capture_output=True
-            ).returncode
-            run(["cruft", "update", "--skip-apply-ask", "-y"], cwd=path, env=env)
-            run(["cruft", "check"], cwd=path, env=env)
-        else:
-            run(["copier", "update", "--trust", "--defaults"], cwd=path, env=env)
+        remote = root / "remotes" / f"{tool}-{repo}.git"
+        run(["git", "clone", "-q", "--bare", str(path), str(remote)], cwd=root, env=env)
+        gitlab_project = f"ml-team/{path.name}"
+        route = ("POST", f"/api/v4/projects/{quote(gitlab_project, safe='')}/merge_requests")
+        with standin(routes={route: (201, {"iid": 1, "web_url": "https://gl/mr/1"})}) as api:
+            run(
+                [sys.executable, str(job_script(repo, path)), "--project", gitlab_project,
+                 "--repo-url", remote.as_uri(), "--api-url", api.url, "--target-branch", "main",
+                 "--cruft", str(bin_dir / "cruft"), "--copier", str(bin_dir / "copier")],
+                cwd=path,
+                env={**env, "REPO_TOKEN": "glpat-update-test"},
+            )  # fmt: skip
+        (request,) = api.requests
+        requests[tool, repo], remotes[tool, repo] = request.json(), remote
 
     fresh_dir = root / "fresh"
     fresh_dir.mkdir()
     run(["cookiecutter", "--no-input", str(template)], cwd=fresh_dir, env=env)
     fresh = {"dev": fresh_dir / SLUG, "config": fresh_dir / CONFIG}
-    return Journey(template, made, fresh, check_before)
+    return Journey(template, made, fresh, requests, remotes)
 
 
 CASES = [(tool, repo) for tool in ("cruft", "copier") for repo in ("dev", "config")]
@@ -149,23 +164,37 @@ def test_update_equals_fresh_render_plus_team_edits(journey, tool, repo):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("tool", "repo"), CASES, ids=[f"{t}-{r}" for t, r in CASES])
-def test_each_repo_records_its_own_part_of_the_template(journey, tool, repo):
+def test_each_repo_records_its_own_part_and_gets_a_merge_request(journey, tool, repo):
     project = journey.updated[tool, repo]
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=journey.template, capture_output=True, text=True
     ).stdout.strip()
     if tool == "cruft":
-        assert journey.check_before[tool, repo] == 1, "cruft check must report it outdated"
         state = json.loads(project.joinpath(".cruft.json").read_text())
         assert state["commit"] == head
         assert state["directory"] == ("config" if repo == "config" else None)
         assert state["context"]["cookiecutter"][NEW_OPTION] == NEW_DEFAULT
+        version = head[:12]
     else:
         state = yaml.safe_load(project.joinpath(".copier-answers.yml").read_text())
-        assert state["_commit"] == "0.2.0"
+        version = state["_commit"]
+        assert version == V2
         assert state["_src_path"] == str(journey.template)
         assert state["template_part"] == repo
         assert state[NEW_OPTION] == NEW_DEFAULT
+    # The job pushed the update as a branch and asked for a merge request naming the conflict.
+    branch = f"template-update/{version}"
+    mr = journey.merge_requests[tool, repo]
+    assert (mr["source_branch"], mr["target_branch"]) == (branch, "main")
+    assert f"`{tool} update`" in mr["description"]
+    assert "Conflicts to resolve" in mr["description"] and f"`{CONFLICTING}`" in mr["description"]
+    pushed = subprocess.run(
+        ["git", "show", f"{branch}:SUPPORT.md"],
+        cwd=journey.remotes[tool, repo],
+        capture_output=True,
+        text=True,
+    )
+    assert f"Ask in {NEW_DEFAULT}." in pushed.stdout, pushed.stderr
 
 
 @pytest.mark.slow
@@ -178,7 +207,7 @@ def test_updated_project_passes_its_own_tests(journey, git_identity_env):
     makefile = project / CONFLICTING
     lines = makefile.read_text().splitlines(keepends=True)
     makefile.write_text(TEAM_LINE_1 + "".join(lines[5:]))  # the five lines of the conflict
-    commit_all(project, "Template v2, our Makefile line kept", git_identity_env)
+    commit_all(project, "Our Makefile line kept", git_identity_env)
     run(["make", "setup"], cwd=project, env=git_identity_env)
     run(["make", "lint"], cwd=project, env=git_identity_env)
     out = run(["make", "test-fast"], cwd=project, env=git_identity_env)
