@@ -44,6 +44,8 @@ PRUNE_RULES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
 ]
 
 CONFIG_DIR = "deploy"
+# Context keys cookiecutter adds for one run only (cruft records neither).
+NOT_RECORDED = {"_output_dir", "_repo_dir"}
 INITIAL_COMMIT = "Initial commit from the mlops template"
 # Used only when the machine has no git identity, so the first commit never fails on a
 # fresh CI runner; a configured identity always wins.
@@ -97,7 +99,11 @@ def git_init_and_commit(repo: Path) -> None:
 
 
 def place_config_repo(project: Path, answers: dict) -> Path | None:
-    """Move deploy/ to a sibling repo when asked; return the sibling's path."""
+    """Move deploy/ to a sibling repo when asked; return the sibling's path.
+
+    deploy/ is the config template's tree (config/ renders the same files), so the sibling is
+    what ``cookiecutter --directory config`` would make.
+    """
     if answers["config_repo"] != "separate":
         return None
     sibling = project.parent / answers["__config_repo_name"]
@@ -105,15 +111,41 @@ def place_config_repo(project: Path, answers: dict) -> Path | None:
     return sibling
 
 
+def config_cruft_state(answers: dict) -> dict | None:
+    """The config repo's ``.cruft.json`` when cruft renders (it adds ``_commit``), else None.
+
+    cruft writes the dev repo's own after this hook; the config repo is the config/ part of
+    the same template at the same commit, so ``cruft update`` works in it on its own.
+    """
+    if "_commit" not in answers:
+        return None
+    context = {k: v for k, v in answers.items() if k not in NOT_RECORDED}
+    return {
+        "template": answers["_template"],
+        "commit": answers["_commit"],
+        "checkout": answers.get("_checkout"),
+        "context": {"cookiecutter": {**context, "__template_part": "config"}},
+        "directory": "config",
+        # Every render is made a git repository (this hook): never diff .git.
+        "skip": [".git"],
+    }
+
+
 def main() -> int:
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
     project = Path.cwd()
     sibling = None
+    if answers["__template_part"] == "config":
+        git_init_and_commit(project)  # the config repo rendered on its own (config/)
+        return 0
     try:
         prune(project, paths_to_prune(answers))
         sibling = place_config_repo(project, answers)
         git_init_and_commit(project)
         if sibling is not None:
+            state = config_cruft_state(answers)
+            if state is not None:
+                (sibling / ".cruft.json").write_text(json.dumps(state, indent=2) + "\n")
             git_init_and_commit(sibling)
     except BaseException:
         # Cookiecutter removes the dev repo on failure; the sibling is ours to remove.

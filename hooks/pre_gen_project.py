@@ -165,9 +165,11 @@ def validate(answers: dict, output_dir: Path) -> list[str]:
             check_choice(option, str(answers[option]), allowed)
             for option, allowed in choices.items()
         ]
-    problems.append(
-        check_config_target(answers["__config_repo_name"], answers["config_repo"], output_dir)
-    )
+    if answers.get("__template_part", "dev") == "dev":
+        # Only the dev render writes a sibling; the config render is that repo itself.
+        problems.append(
+            check_config_target(answers["__config_repo_name"], answers["config_repo"], output_dir)
+        )
     return [p for p in problems if p]
 
 

@@ -23,6 +23,7 @@ from .hooks import post_gen
 TEMPLATE_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 COPY_WITHOUT_RENDER = COOKIECUTTER_JSON["_copy_without_render"]
+ANSWERS_FILE_NAMES = re.compile(r"\{\{cookiecutter\.__(config_)?answers\}\}$")
 # Jinja left in a rendered file. `{{ $labels.x }}` (Prometheus alert templates) and
 # `{{ .Values }}`-style Go templates are legitimate output, so only a `{{` followed by a
 # letter or `cookiecutter` counts, plus any `{%` and any `cookiecutter.` reference.
@@ -56,6 +57,8 @@ def expected_files(derived: dict) -> tuple[set[str], set[str]]:
     }
     files = set()
     for rel in template_files():
+        if ANSWERS_FILE_NAMES.search(rel):
+            continue  # copier's answers files: their names render empty under cookiecutter
         for raw, value in names.items():
             rel = rel.replace(raw, value)
         files.add(rel)

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "security-gate": (".ci.security_gate", "CI: fail on High/Critical findings in GitLab reports"),
     "bump-image": (".ci.kustomize_image", "set newTag/digest in a kustomization.yaml"),
     "gitops": (".ci.gitops", "CI: release MR on the config repo / retrain MR on this repo"),
-    "template-update": (".ci.template_update", "CI: cruft update on a branch + merge request"),
+    "template-update": (".ci.template_update", "CI: template update on a branch + merge request"),
 }
 
 

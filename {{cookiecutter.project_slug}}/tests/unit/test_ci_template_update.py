@@ -1,4 +1,5 @@
-"""The scheduled template-update job: cruft check, cruft update on a branch, one merge request."""
+"""The scheduled template-update job (the dev and the config repo run the same file): with the
+tool that made the repo, check, update on a branch, one merge request; conflicts listed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from {{ cookiecutter.package_name }}.ci import template_update
 from gitlab_standin import StandIn
 
 CRUFT = str(Path(sys.executable).parent / "cruft")
+COPIER = str(Path(sys.executable).parent / "copier")
 # A one-file cookiecutter template, spelled so that this file itself is not a template.
 SLUG = "cookiecutter" + ".project_slug"
 SLUG_DIR = "{" * 2 + SLUG + "}" * 2
@@ -63,7 +65,7 @@ def linked(tmp_path):
 def run(project: Path, remote: Path, api: StandIn, monkeypatch) -> int:
     monkeypatch.chdir(project)
     args = ["--project", "ml/demo", "--repo-url", remote.as_uri(), "--api-url", api.url,
-            "--target-branch", "main", "--cruft", CRUFT]  # fmt: skip
+            "--target-branch", "main", "--cruft", CRUFT, "--copier", COPIER]  # fmt: skip
     return template_update.main(args, env={**ENV, "REPO_TOKEN": "glpat-template"})
 
 
@@ -97,3 +99,58 @@ def test_unlinked_project_is_a_clear_error(tmp_path, monkeypatch, capsys):
     with StandIn() as api:
         assert run(tmp_path, tmp_path / "none.git", api, monkeypatch) == 2
     assert "cruft link" in capsys.readouterr().err
+
+
+@pytest.fixture
+def copied(tmp_path):
+    """(template repo tagged 1.0.0, project made from it with copier and pushed, remote)."""
+    template = tmp_path / "template"
+    template.mkdir()
+    (template / "copier.yml").write_text("name:\n  type: str\n  default: demo\n")
+    # copier's answers file, spelled so that this file itself is not a template.
+    (template / ("{" * 2 + " _copier_conf.answers_file " + "}" * 2 + ".jinja")).write_text(
+        "{" * 2 + " _copier_answers | to_nice_yaml " + "}" * 2
+    )
+    (template / "README.md").write_text("# demo\n\nversion 1\n\nthe team's line\n")
+    git("init", "-q", "--initial-branch=main", cwd=template)
+    commit_all(template, "template v1")
+    git("tag", "1.0.0", cwd=template)
+    project = tmp_path / "work" / "demo"
+    subprocess.run(
+        [COPIER, "copy", "--defaults", "--quiet", str(template), str(project)], env=ENV, check=True
+    )
+    git("init", "-q", "--initial-branch=main", cwd=project)
+    commit_all(project, "project from the template")
+    remote = tmp_path / "demo.git"
+    git("clone", "-q", "--bare", str(project), str(remote), cwd=tmp_path)
+    return template, project, remote
+
+
+def release(template: Path, readme: str, tag: str) -> None:
+    (template / "README.md").write_text(readme)
+    commit_all(template, f"template {tag}")
+    git("tag", tag, cwd=template)
+
+
+def test_copier_project_up_to_date_opens_nothing(copied, monkeypatch, capsys):
+    _, project, remote = copied
+    with StandIn() as api:
+        assert run(project, remote, api, monkeypatch) == 0
+    assert api.requests == []
+    assert "on the latest template (1.0.0)" in capsys.readouterr().out
+
+
+def test_copier_conflict_is_pushed_and_listed_in_the_merge_request(copied, monkeypatch):
+    template, project, remote = copied
+    (project / "README.md").write_text("# demo\n\nversion 1\n\nOUR line\n")
+    commit_all(project, "our own line")
+    release(template, "# demo\n\nversion 2\n\nTHEIR line\n", "2.0.0")
+    with StandIn(routes={("POST", MRS): (201, {"iid": 8, "web_url": "https://gl/mr/8"})}) as api:
+        assert run(project, remote, api, monkeypatch) == 0
+    readme = git("show", "template-update/2.0.0:README.md", cwd=remote)
+    assert "version 2" in readme
+    assert "<<<<<<< " in readme and "OUR line" in readme and "THEIR line" in readme
+    (request,) = api.requests
+    body = request.json()
+    assert body["source_branch"] == "template-update/2.0.0"
+    assert "Conflicts to resolve" in body["description"] and "`README.md`" in body["description"]
