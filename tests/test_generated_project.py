@@ -155,10 +155,14 @@ def swap_in_own_data(project: Rendered, env: dict[str, str], tmp_path: Path) -> 
         answer = serve_and_predict(dev, record, env, tmp_path / "serve.log")
         assert 0.0 <= answer["p_hat"] <= 1.0 and answer["business_outcome"] in (0, 1)
     finally:
-        script = f"import sqlalchemy as sa; e = sa.create_engine('{MARIADB_URL}'); " + (
-            f"c = e.begin().__enter__(); c.execute(sa.text('DROP TABLE IF EXISTS {table}'))"
+        script = (
+            "import sys, sqlalchemy as sa\n"
+            "with sa.create_engine(sys.argv[1]).begin() as conn:\n"
+            "    conn.execute(sa.text(f'DROP TABLE IF EXISTS {sys.argv[2]}'))\n"
         )
-        subprocess.run(["uv", "run", "--frozen", "python", "-c", script], cwd=dev, env=env)
+        subprocess.run(
+            ["uv", "run", "--frozen", "python", "-c", script, MARIADB_URL, table], cwd=dev, env=env
+        )
 
 
 # Each test renders its own copy: other slow tests run the pipeline in `installed_default`,

@@ -292,8 +292,8 @@ def render_block(block: dict[str, Any], source: str) -> str:
     key = _scalar
     lines = [
         "# The data contract, checked by `prepare`: the stage fails with a list of violations.",
-        f"# Inferred by `contract init` from {source}; edit it freely (the tests build their rows",
-        "# from it). `features` lists the model inputs; numeric unless listed below.",
+        f"# Inferred by `contract init` from {source}; edit it freely: the tests build their",
+        "# rows from it. `features` lists the model inputs; numeric unless listed below.",
         "contract:",
         _commented(f"  id: {_scalar(block['id'])}", "unique row key; also the sort order"),
         _commented(f"  target: {_scalar(block['target'])}", "binary 0/1"),
