@@ -48,7 +48,8 @@ def redact(url: str) -> str:
 def read_csv(path: Path, contract: Contract) -> pd.DataFrame:
     if not path.exists():
         raise DataSourceError(
-            f"{path} does not exist: run `dvc repro` or the generate-data command"
+            f"{path} does not exist: check data.path in params.yaml (`dvc pull` fetches a "
+            "DVC-tracked file; `dvc repro` writes the synthetic one)"
         )
     text = dict.fromkeys(contract.text_columns(), "object")
     return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
