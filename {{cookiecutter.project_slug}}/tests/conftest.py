@@ -1,7 +1,9 @@
 """Fixtures shared by every test tier.
 
 Nothing here needs a prior ``dvc repro``: projects are built from the repository's own
-params.yaml with a small row count, through the same CLI commands ``dvc repro`` runs.
+params.yaml with a small row count, through the same CLI commands ``dvc repro`` runs. Their raw
+data are rows made from params.yaml's contract (``sample-data``), not the synthetic generator's:
+the suite checks the team's contract, whatever data the team swapped in.
 ``trained_project`` is that project with every stage run once (shared, read-only);
 ``served_model_dir`` is its ``models/``, what the service loads.
 """
@@ -19,7 +21,7 @@ import yaml
 from {{ cookiecutter.package_name }} import cli
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("generate-data", "prepare", "train", "evaluate", "export")
+STAGES = ("sample-data", "prepare", "train", "evaluate", "export")
 SMALL_ROWS = 2000
 
 

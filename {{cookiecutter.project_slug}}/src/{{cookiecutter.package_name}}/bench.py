@@ -22,8 +22,9 @@ predict/naive, and writes them to ``bench-results/service.json``. Figures on a s
 noisy: compare ratios within one run, not absolute numbers across runs. ``--decoders`` times the
 request decoders in-process instead, and each stage of a batch in every form.
 
-Before the service, the pipeline: every DVC stage (generate-data, prepare, train, evaluate,
-export) runs as its own process, like ``dvc repro``, on this repository's params.yaml in a
+Before the service, the pipeline: every DVC stage (prepare, train, evaluate, export, after
+``sample-data`` writes ``data.n_rows`` rows made from the contract, so it runs on any team's
+columns) runs as its own process, like ``dvc repro``, on this repository's params.yaml in a
 scratch folder, and the seconds per stage and in total are printed (target: under 60 s).
 ``--skip-pipeline`` leaves it out.
 
@@ -517,7 +518,7 @@ def bench_decoders(schema: FeatureSchema, batch_rows: int, model_dir: Path) -> N
 
 
 # -- the pipeline ----------------------------------------------------------------------------
-PIPELINE_STAGES = ("generate-data", "prepare", "train", "evaluate", "export")
+PIPELINE_STAGES = ("sample-data", "prepare", "train", "evaluate", "export")
 PIPELINE_TARGET_S = 60.0
 
 

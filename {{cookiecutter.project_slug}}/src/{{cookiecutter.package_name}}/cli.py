@@ -14,6 +14,8 @@ from pathlib import Path
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate-data": (".data.synthetic", "write the deterministic synthetic data set"),
     "seed-db": (".data.seed_db", "load the synthetic data into the SQL database at DATA_URL"),
+    "contract": (".data.contract_init", "`contract init`: infer params.yaml's contract from data"),
+    "sample-data": (".data.sample", "write rows made from the contract (test fixtures)"),
     "prepare": (".pipeline.prepare", "DVC stage: load, clean, validate and split the data"),
     "train": (".pipeline.train", "DVC stage: fit build_model(params) on the training split"),
     "evaluate": (".pipeline.evaluate", "DVC stage: metrics, plots, fairness and the model card"),
@@ -50,8 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0], __package__)
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(COMMANDS[command][0], __package__)
+        return int(module.main(rest) or 0)
+    except Exception as exc:
+        # Imported here: config pulls in pandas, which `serve` never loads.
+        from .config import UserError
+
+        if not isinstance(exc, UserError):
+            raise
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,7 +27,15 @@ import yaml
 PARAMS_FILE = "params.yaml"
 
 
-class ParamsError(ValueError):
+class UserError(Exception):
+    """A mistake in the data or the settings that the user fixes, not a bug in the code.
+
+    Its message is one sentence naming what is wrong and how to fix it: the CLI prints it and
+    exits non-zero, without a traceback. Every error a stage raises on bad input derives from it.
+    """
+
+
+class ParamsError(UserError, ValueError):
     """params.yaml is not a mapping, or lacks a key a stage reads."""
 
 

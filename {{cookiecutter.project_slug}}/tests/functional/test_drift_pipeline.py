@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema
 from {{ cookiecutter.package_name }}.monitoring.drift import main
 
@@ -17,7 +18,8 @@ from {{ cookiecutter.package_name }}.monitoring.drift import main
 def raw_records(model_dir: Path) -> list[dict]:
     """The raw rows the pipeline trained on, as the API would receive them (strings and all)."""
     schema = FeatureSchema.load(model_dir / "features.json")
-    with (model_dir.parent / "data" / "raw" / "transactions.csv").open() as handle:
+    raw = Params.load(model_dir.parent).read("data.path")
+    with (model_dir.parent / raw).open() as handle:
         return [
             {name: row[name] or None for name in schema.names} for row in csv.DictReader(handle)
         ]
@@ -42,7 +44,13 @@ def sample_log(model_dir: Path, records: list[dict], path: Path) -> Path:
     return path
 
 
-def shifted(records: list[dict], columns: tuple[str, ...] = ("x0", "x1")) -> list[dict]:
+def numeric_features(model_dir: Path) -> tuple[str, ...]:
+    """Two plain numeric features of the contract (the ones the shift moves)."""
+    schema = FeatureSchema.load(model_dir / "features.json")
+    return tuple(f.name for f in schema.features if f.kind == "numeric")[:2]
+
+
+def shifted(records: list[dict], columns: tuple[str, ...]) -> list[dict]:
     """A changed population: the given numeric features move up by two standard deviations."""
     spread = {
         name: float(np.nanstd([float(r[name]) for r in records if r[name] is not None]))
@@ -88,7 +96,9 @@ def test_training_like_traffic_does_not_drift(served_model_dir, run_drift):
 
 
 def test_shifted_traffic_drifts_on_the_shifted_features(served_model_dir, run_drift):
-    records = shifted(raw_records(served_model_dir)[:1500])
+    columns = numeric_features(served_model_dir)
+    assert columns, "the contract has no numeric feature to shift"
+    records = shifted(raw_records(served_model_dir)[:1500], columns)
     report = run_drift(records)
     assert report["is_drift"]
-    assert {"x0", "x1"} <= set(report["drifted"])
+    assert set(columns) <= set(report["drifted"])

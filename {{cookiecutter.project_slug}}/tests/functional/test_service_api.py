@@ -45,8 +45,11 @@ def settings_for(model_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def service(served_model_dir: Path) -> Service:
-    service = Service(settings_for(served_model_dir))
+def service(served_model_dir: Path, records: list[dict[str, Any]]) -> Service:
+    # Bodies of a few records stay on the event loop, the 40-record batches go to the worker
+    # thread, however few columns the contract has (8 KB, or less for short rows).
+    offload = min(8 * 1024, len(json.dumps({"records": records[:8]})))
+    service = Service(settings_for(served_model_dir, offload_body_bytes=offload))
     service.load()
     return service
 
@@ -207,10 +210,10 @@ def test_columns_unknown_column_is_422_naming_it(client, records) -> None:
 
 
 def test_columns_of_unequal_length_are_422_naming_them(client, schema, records) -> None:
-    numeric = [f.name for f in schema.features if f.kind == "numeric"]
+    numeric = [f.name for f in schema.features][:2]
     payload = as_columns(records[:4])
     payload["columns"][numeric[0]].pop()
-    payload["columns"][numeric[1]].append(1.0)
+    payload["columns"][numeric[1]].append(payload["columns"][numeric[1]][0])
     error = column_error(client, payload)
     assert {f["field"] for f in error["fields"]} == {numeric[0], numeric[1]}
     assert numeric[0] in error["message"] and numeric[1] in error["message"]
@@ -335,9 +338,11 @@ def test_health(client) -> None:
 
 # -- 400 / 401 / 404 ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "body", [b"{", b"not json", b'{"x0": NaN}', b'{"x0": Infinity}', b"\xff\xfe", b""]
+    "body", [b"{", b"not json", b'{"%s": NaN}', b'{"%s": Infinity}', b"\xff\xfe", b""]
 )
-def test_unparsable_json_is_400(client, body) -> None:
+def test_unparsable_json_is_400(client, schema, body) -> None:
+    if b"%s" in body:  # a real feature of the contract, so only the NaN/Infinity is wrong
+        body = body.replace(b"%s", json.dumps(schema.names[0])[1:-1].encode())
     assert_error(client.post("/v1/predict", content=body, headers=HEADERS), 400, "malformed_json")
 
 

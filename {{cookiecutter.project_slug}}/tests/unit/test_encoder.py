@@ -1,4 +1,6 @@
-"""features.Encoder on the contract's schema: training (columns) and serving (records) agree."""
+"""features.Encoder on the contract's schema: training (columns) and serving (records) agree.
+
+On params.yaml's contract (rows made from it) and on one unlike the synthetic data's."""
 
 from __future__ import annotations
 
@@ -11,17 +13,27 @@ import yaml
 
 from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
 from {{ cookiecutter.package_name }}.data.contract import Contract
-from {{ cookiecutter.package_name }}.data.synthetic import generate
+from {{ cookiecutter.package_name }}.data.sample import sample
 from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema, FieldError
 from {{ cookiecutter.package_name }}.pipeline.matrix import encode
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-CONTRACT = Contract.from_params(PARAMS["contract"])
+TEAM = Contract.from_params(PARAMS["contract"])
+CONTRACT = Contract.from_params(
+    {
+        "target": "Churned",
+        "features": ["tenure", "Monthly Fee", "Plan", "Discount", "Region Code", "calls"],
+        "money": ["Monthly Fee"],
+        "percent": ["Discount"],
+        "categorical": {"Plan": ["basic", "plus", "pro"], "Region Code": ["N", "S"]},
+        "max_missing": 0.1,
+    }
+)
 
 
 @pytest.fixture(scope="module")
 def raw():
-    return generate(300, seed=11)
+    return sample(CONTRACT, 300, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +42,26 @@ def schema(raw) -> FeatureSchema:
 
 
 def test_schema_layout(schema: FeatureSchema) -> None:
-    assert len(schema.features) == 100
-    # 97 one-slot features + one-hot weekday (7), region (5) and month (12)
-    assert schema.n_inputs == 97 + 7 + 5 + 12
-    slots = schema.slot_names()
-    assert slots[:5] == ["x0", "x1", "x2", "x3", "x4"]
-    assert slots[5:12] == [f"x5={day}" for day in CONTRACT.categorical["x5"]]
+    assert len(schema.features) == 6
+    # 4 one-slot features + one-hot plan (3) and region (2), in the contract's order
+    assert schema.n_inputs == 4 + 3 + 2
+    assert schema.slot_names() == [
+        "tenure", "Monthly Fee", "Plan=basic", "Plan=plus", "Plan=pro", "Discount",
+        "Region Code=N", "Region Code=S", "calls",
+    ]  # fmt: skip
+
+
+def test_the_teams_contract_encodes_its_own_rows_both_ways() -> None:
+    raw = sample(TEAM, 200, seed=4)
+    schema = FeatureSchema(features=TEAM.features_for(raw.columns), threshold=0.5)
+    assert len(schema.features) == len(TEAM.feature_columns(raw.columns)) > 0
+    records = [
+        {k: v for k, v in row.items() if v is not None and v == v}
+        for row in raw.to_dict(orient="records")
+    ]
+    np.testing.assert_array_equal(
+        Encoder(schema).encode_records(records), encode(clean_frame(raw, TEAM), schema)
+    )
 
 
 def test_raw_records_and_clean_columns_encode_identically(raw, schema: FeatureSchema) -> None:
@@ -54,19 +80,19 @@ def test_missing_values(raw, schema: FeatureSchema) -> None:
     clean = clean_frame(raw, CONTRACT)
     matrix = encode(clean, schema)
     slots = schema.slot_names()
-    row = int(np.flatnonzero(clean["x62"].isna())[0])
-    assert np.isnan(matrix[row, slots.index("x62")])  # numeric: NaN, imputed inside the model
-    row = int(np.flatnonzero(clean["x31"].isna())[0])
-    region = [i for i, s in enumerate(slots) if s.startswith("x31=")]
+    row = int(np.flatnonzero(clean["Monthly Fee"].isna())[0])
+    assert np.isnan(matrix[row, slots.index("Monthly Fee")])  # NaN, imputed inside the model
+    row = int(np.flatnonzero(clean["Region Code"].isna())[0])
+    region = [i for i, s in enumerate(slots) if s.startswith("Region Code=")]
     assert matrix[row, region].sum() == 0  # categorical: all-zero one-hot
 
 
 def test_unknown_category_is_an_encoding_error(raw, schema: FeatureSchema) -> None:
     record = {k: v for k, v in raw.iloc[0].items() if v is not None and v == v}
-    record["x81"] = "Smarch"
+    record["Region Code"] = "W"
     with pytest.raises(FieldError) as caught:
         Encoder(schema).encode_records([raw.iloc[1].to_dict(), record])
-    assert caught.value.field == "x81" and caught.value.row == 1
+    assert caught.value.field == "Region Code" and caught.value.row == 1
 
 
 def test_schema_file_round_trip(schema: FeatureSchema, tmp_path: Path) -> None:
@@ -85,10 +111,10 @@ def test_float_columns_take_the_vectorised_path_with_the_same_rules(schema: Feat
     arrays = {k: np.asarray(v) if not isinstance(v[0], str) else v for k, v in columns.items()}
     np.testing.assert_array_equal(encoder.encode_columns(arrays, n), as_lists)
 
-    arrays["x7"] = np.array([1.0, np.nan, 2.0, 3.0])
-    assert np.isnan(encoder.encode_columns(arrays, n)[1, schema.slot_names().index("x7")])
-    arrays["x7"] = np.array([1.0, 2.0, np.inf, 3.0])
+    arrays["tenure"] = np.array([1.0, np.nan, 2.0, 3.0])
+    assert np.isnan(encoder.encode_columns(arrays, n)[1, schema.slot_names().index("tenure")])
+    arrays["tenure"] = np.array([1.0, 2.0, np.inf, 3.0])
     with pytest.raises(FieldError) as caught:
         encoder.encode_columns(arrays, n)
-    assert (caught.value.field, caught.value.row) == ("x7", 2)
+    assert (caught.value.field, caught.value.row) == ("tenure", 2)
     assert "finite" in str(caught.value)

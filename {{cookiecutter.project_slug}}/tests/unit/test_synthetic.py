@@ -12,7 +12,16 @@ import yaml
 
 from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
 from {{ cookiecutter.package_name }}.data.contract import Contract, validate
-from {{ cookiecutter.package_name }}.data.synthetic import generate, main, write
+from {{ cookiecutter.package_name }}.data.contract_init import infer
+from {{ cookiecutter.package_name }}.data.synthetic import (
+    GROUPS,
+    MONTHS,
+    REGIONS,
+    WEEKDAYS,
+    generate,
+    main,
+    write,
+)
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
 ROWS = 3000
@@ -57,11 +66,19 @@ def test_missing_values_in_some_columns(frame: pd.DataFrame) -> None:
     assert missing[["id", "y", "group"]].sum() == 0
 
 
-def test_fits_the_contract_in_params_yaml(frame: pd.DataFrame) -> None:
-    contract = Contract.from_params(PARAMS["contract"])
+def test_contract_init_infers_the_synthetic_contract(frame: pd.DataFrame) -> None:
+    """The contract the synthetic data come with (the default params.yaml's, which a team's
+    own replaces) is what `contract init` infers from them."""
+    inferred = infer([frame], "y", "id", "group").block
+    assert inferred["money"] == ["x12"] and inferred["percent"] == ["x62"]
+    assert inferred["categorical"] == {
+        "x5": sorted(WEEKDAYS), "x31": sorted(REGIONS), "x81": sorted(MONTHS)
+    }  # fmt: skip
+    assert inferred["groups"] == list(GROUPS) and inferred["features"] == [
+        f"x{i}" for i in range(100)
+    ]
+    contract = Contract.from_params(inferred)
     validate(clean_frame(frame, contract), contract)  # raises SchemaError on any violation
-    for column, categories in contract.categorical.items():
-        assert set(frame[column].dropna()) == set(categories), column
 
 
 def test_signal_is_not_only_linear(frame: pd.DataFrame) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import UserError
 from ..features import (
     ASCII_SPACE,
     FieldError,
@@ -26,7 +27,7 @@ from ..features import (
 from .contract import Contract
 
 
-class CleaningError(FieldError):
+class CleaningError(UserError, FieldError):
     """A raw value that does not parse: the column, the row, and the value itself."""
 
     def __init__(self, column: str, value: Any, row: int, reason: str):
@@ -43,8 +44,24 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, str) and is_blank(value)
 
 
-def _convert(column: str, values: pd.Series, parse: Callable[[str], float]) -> pd.Series:
-    """Parse text values (numbers pass through); missing stays NaN, anything else raises."""
+def _undeclared_kind(text: str) -> str:
+    """For a value a plain-number column cannot read: the fix, if it is money or a percentage."""
+    for kind, parse in (("money", parse_money), ("percent", parse_percent)):
+        try:
+            parse(text)
+        except ValueError:
+            continue
+        return f"; it looks like {kind}: add the column to contract.{kind} in params.yaml"
+    return ""
+
+
+def _convert(
+    column: str, values: pd.Series, parse: Callable[[str], float], *, hint: bool = False
+) -> pd.Series:
+    """Parse text values (numbers pass through); missing stays NaN, anything else raises.
+
+    With ``hint``, a value that fails says whether it reads as money or a percentage (a column
+    the contract forgot to declare)."""
     out = np.empty(len(values), dtype="float64")
     for row, value in enumerate(values.tolist()):
         if _is_missing(value):
@@ -53,7 +70,8 @@ def _convert(column: str, values: pd.Series, parse: Callable[[str], float]) -> p
             try:
                 out[row] = parse(value)
             except ValueError as exc:
-                raise CleaningError(column, value, row, str(exc)) from None
+                reason = str(exc) + (_undeclared_kind(value) if hint else "")
+                raise CleaningError(column, value, row, reason) from None
         elif isinstance(value, int | float | np.integer | np.floating) and not isinstance(
             value, bool
         ):
@@ -115,5 +133,5 @@ def clean_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         out[contract.group] = _categorical(out[contract.group])
     for column in contract.feature_columns(out.columns):
         if contract.kind(column) == "numeric" and not pd.api.types.is_numeric_dtype(out[column]):
-            out[column] = _convert(column, out[column], parse_number)
+            out[column] = _convert(column, out[column], parse_number, hint=True)
     return out

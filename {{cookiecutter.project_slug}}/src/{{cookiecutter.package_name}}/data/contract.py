@@ -17,10 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import UserError
 from ..features import Feature
 
 
-class SchemaError(ValueError):
+class ContractError(UserError, ValueError):
+    """The ``contract`` block of params.yaml itself is malformed."""
+
+
+class SchemaError(UserError, ValueError):
     """The data break the contract; ``problems`` lists every violation found."""
 
     def __init__(self, problems: list[str]):
@@ -37,7 +42,9 @@ def natural_key(name: str) -> tuple[Any, ...]:
 @dataclass(frozen=True)
 class Contract:
     target: str
-    features: str = "*"
+    # A glob over column names ("x*"), or the explicit list of feature columns (what
+    # `contract init` writes: real column names rarely share a prefix, and may hold spaces).
+    features: str | tuple[str, ...] = "*"
     id: str | None = None
     group: str | None = None
     groups: tuple[str, ...] = ()
@@ -53,17 +60,28 @@ class Contract:
         known = set(cls.__dataclass_fields__)
         unknown = set(block) - known
         if unknown:
-            raise ValueError(
+            raise ContractError(
                 f"params.yaml contract: unknown keys {sorted(unknown)}; known: {sorted(known)}"
             )
         ranges = {}
         for column, bounds in (block.get("ranges") or {}).items():
             if not isinstance(bounds, list | tuple) or len(bounds) != 2:
-                raise ValueError(f"params.yaml contract.ranges.{column}: expected [low, high]")
+                raise ContractError(f"params.yaml contract.ranges.{column}: expected [low, high]")
             ranges[str(column)] = tuple(None if b is None else float(b) for b in bounds)
+        if "target" not in block or not block["target"]:
+            raise ContractError("params.yaml contract: no `target`; name the 0/1 label column")
+        features = block.get("features", "*")
+        if isinstance(features, list | tuple):
+            features = tuple(str(name) for name in features)
+            if not features:
+                raise ContractError("params.yaml contract.features: the list is empty")
+        elif not isinstance(features, str) or not features:
+            raise ContractError(
+                "params.yaml contract.features: expected a glob such as 'x*' or a list of columns"
+            )
         return cls(
             target=str(block["target"]),
-            features=str(block.get("features", "*")),
+            features=features,
             id=block.get("id"),
             group=block.get("group"),
             groups=tuple(str(g) for g in block.get("groups") or ()),
@@ -92,9 +110,18 @@ class Contract:
             return "categorical"
         return "numeric"
 
+    @property
+    def listed(self) -> tuple[str, ...] | None:
+        """The feature columns when ``features`` lists them, ``None`` for a glob."""
+        return None if isinstance(self.features, str) else self.features
+
     def feature_columns(self, columns: Iterable[str]) -> list[str]:
-        """Model inputs among ``columns``, in natural order (x2 before x10)."""
+        """Model inputs among ``columns``: the listed ones in the contract's order, or those
+        matching the glob in natural order (x2 before x10)."""
         reserved = set(self.reserved)
+        if self.listed is not None:
+            present = set(columns)
+            return [c for c in self.listed if c in present and c not in reserved]
         chosen = [c for c in columns if c not in reserved and fnmatch.fnmatchcase(c, self.features)]
         return sorted(chosen, key=natural_key)
 
@@ -128,15 +155,34 @@ def validate(frame: pd.DataFrame, contract: Contract) -> None:
     problems: list[str] = []
     columns = list(frame.columns)
     required = [*contract.reserved, *contract.money, *contract.percent, *contract.categorical]
+    required += [c for c in contract.listed or () if c not in required]
     for column in required:
         if column not in frame.columns:
             problems.append(f"column {column!r} is missing")
-    allowed = set(contract.reserved) | set(contract.feature_columns(columns))
+    features = contract.feature_columns(columns)
+    if not features and contract.listed is None:
+        problems.append(
+            f"contract.features {contract.features!r} matches no column of the data "
+            f"(columns: {columns[:8]}{' ...' if len(columns) > 8 else ''}): fix the glob, or "
+            "list the columns (`contract init` writes the list)"
+        )
+    allowed = set(contract.reserved) | set(features)
     unexpected = [c for c in columns if c not in allowed]
     if unexpected:
+        how = "listed in" if contract.listed is not None else "matching"
         problems.append(
-            f"unexpected column(s) {unexpected}: not matching contract.features "
-            f"{contract.features!r} nor id/target/group"
+            f"unexpected column(s) {unexpected}: not {how} contract.features nor "
+            "id/target/group; add them there or drop them from the data"
+        )
+    undeclared = [
+        c
+        for c in [*contract.money, *contract.percent, *contract.categorical]
+        if c in frame.columns and c not in features
+    ]
+    if undeclared:
+        problems.append(
+            f"column(s) {undeclared} are declared money/percent/categorical but are not "
+            "contract.features: add them to contract.features"
         )
     if len(frame) < contract.min_rows:
         problems.append(f"{len(frame)} rows, the contract requires at least {contract.min_rows}")

@@ -10,18 +10,21 @@ the order a database returns rows in.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from ..config import UserError
 from .contract import Contract
 
 DATA_URL_ENV = "DATA_URL"
 SOURCES = ("csv", "sql")
+# Rows per chunk of the chunked readers: a few MB of text per chunk for a wide table.
+CHUNK_ROWS = 50_000
 
 
-class DataSourceError(RuntimeError):
+class DataSourceError(UserError, RuntimeError):
     """The configured source cannot be read (missing file, missing DATA_URL, no table)."""
 
 
@@ -45,7 +48,8 @@ def redact(url: str) -> str:
 def read_csv(path: Path, contract: Contract) -> pd.DataFrame:
     if not path.exists():
         raise DataSourceError(
-            f"{path} does not exist: run `dvc repro` or the generate-data command"
+            f"{path} does not exist: check data.path in params.yaml (`dvc pull` fetches a "
+            "DVC-tracked file; `dvc repro` writes the synthetic one)"
         )
     text = dict.fromkeys(contract.text_columns(), "object")
     return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
@@ -72,6 +76,80 @@ def read_sql(table: str, contract: Contract, url: str) -> pd.DataFrame:
         if column in frame:
             frame[column] = frame[column].astype("object")
     return frame
+
+
+# Chunked readers: a table larger than memory goes through one chunk (a DataFrame) at a time.
+# Every value arrives as text or as the source's own type, never guessed by pandas: only empty
+# cells (CSV) and NULL (SQL) are missing, so "NA" or "None" stay values for the caller to judge.
+
+
+def iter_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """A CSV file in chunks of ``chunk_rows`` rows, every column as text."""
+    if not path.is_file():
+        raise DataSourceError(f"{path} does not exist or is not a file: check the path")
+    try:
+        reader = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[""], chunksize=chunk_rows
+        )
+        with reader:
+            yield from reader
+    except pd.errors.EmptyDataError:
+        raise DataSourceError(f"{path} is empty: it has no header and no rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataSourceError(f"{path} is not a readable CSV file ({exc})") from None
+
+
+def iter_parquet(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """A Parquet file (or a folder of them) in record batches of at most ``chunk_rows`` rows."""
+    if not path.exists():
+        raise DataSourceError(f"{path} does not exist: check the path")
+    import pyarrow.dataset as ds
+
+    try:
+        dataset = ds.dataset(path, format="parquet")
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from None
+    for batch in dataset.to_batches(batch_size=chunk_rows):
+        yield batch.to_pandas()
+
+
+def iter_sql(
+    table: str, url: str, chunk_rows: int = CHUNK_ROWS, order_by: str | None = None
+) -> Iterator[pd.DataFrame]:
+    """A SQL table in chunks, through a server-side cursor (``stream_results``): the client
+    holds one chunk at a time, not the whole result."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(table):
+                raise DataSourceError(f"table {table!r} not found at {redact(url)}: check its name")
+            reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            query = sa.select(reflected)
+            if order_by and order_by in reflected.c:
+                query = query.order_by(reflected.c[order_by])
+            streaming = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+            yield from pd.read_sql(query, streaming, chunksize=chunk_rows)
+    finally:
+        engine.dispose()
+
+
+def iter_chunks(
+    *,
+    path: Path | None = None,
+    table: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    order_by: str | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The chunks of a CSV or Parquet file (by its suffix) or of a SQL table at DATA_URL."""
+    if table is not None:
+        return iter_sql(table, data_url(), chunk_rows, order_by)
+    if path is None:
+        raise DataSourceError("give a data file or a table")
+    if path.suffix.lower() in {".parquet", ".pq"} or path.is_dir():
+        return iter_parquet(path, chunk_rows)
+    return iter_csv(path, chunk_rows)
 
 
 def load_raw(

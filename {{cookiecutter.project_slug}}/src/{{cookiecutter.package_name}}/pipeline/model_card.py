@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import Params
 from ..features import FeatureSchema
+from .threshold import describe
 
 METRIC_LABELS = {
     "roc_auc": "ROC AUC",
@@ -30,7 +31,7 @@ METRIC_LABELS = {
 CHECKLIST = (
     "SME review: a domain expert has read the top features, sample predictions and the error "
     "analysis and agrees the model's behaviour is plausible",
-    "The threshold policy matches the operating capacity of the team acting on the flags",
+    "The threshold policy suits the team acting on the flags (their capacity, the cost of a miss)",
     "Ethics review: the fairness table was reviewed; every gap flagged above was explained or "
     "mitigated, and the decision is recorded in the merge request",
     "No feature is a protected attribute or an obvious proxy for one, unless approved by the "
@@ -93,14 +94,7 @@ def render(
         if params.read("data.source") == "csv"
         else f"SQL table `{params.read('data.table')}` (DATA_URL)"
     )
-    policy = schema.threshold_policy
-    if policy.get("policy") == "top_fraction":
-        policy_text = (
-            f"flag the top {policy['top_fraction']:.0%} of scores "
-            "(cut-off from the validation split)"
-        )
-    else:
-        policy_text = f"fixed threshold {policy.get('value')}"
+    policy_text = describe(schema.threshold_policy)
     lines = [
         f"# Model card: {card.get('title', 'model')}",
         "",

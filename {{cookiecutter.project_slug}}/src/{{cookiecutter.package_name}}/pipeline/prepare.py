@@ -7,8 +7,10 @@ deterministically (stratified on the target, seeded from ``split.seed``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,10 +62,24 @@ def run(params: Params) -> dict[str, int]:
         "valid": params.path("valid_split"),
         "test": params.path("test_split"),
     }
-    for name, part in parts.items():
-        outputs[name].parent.mkdir(parents=True, exist_ok=True)
-        part.to_csv(outputs[name], index=False, lineterminator="\n")
+    write_all({outputs[name]: part for name, part in parts.items()})
     return {name: len(part) for name, part in parts.items()}
+
+
+def write_all(frames: Mapping[Path, pd.DataFrame]) -> None:
+    """Write every split or none: each to a temporary file beside it, then all renamed. A failure
+    part-way (a full disk) leaves the previous splits, never a mix for `train` to pick up."""
+    temps: dict[Path, Path] = {}
+    try:
+        for path, frame in frames.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temps[path] = path.with_name(f".{path.name}.tmp")
+            frame.to_csv(temps[path], index=False, lineterminator="\n")
+        for path, temp in temps.items():
+            os.replace(temp, path)
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -79,7 +79,7 @@ def run(params: Params) -> dict[str, Any]:
     # Built once, whole: the threshold is known before the schema exists.
     schema = FeatureSchema(
         features=features,
-        threshold=choose_threshold(valid_scores, policy),
+        threshold=choose_threshold(valid_scores, policy, valid[contract.target].to_numpy()),
         threshold_policy=policy,
         target=contract.target,
         group_column=contract.group,

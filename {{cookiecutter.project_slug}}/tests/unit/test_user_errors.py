@@ -1,0 +1,87 @@
+"""A user's mistake in the pipeline is one message with the fix, exit 1, no traceback, and no
+output for a later stage to pick up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.data.contract import Contract
+from {{ cookiecutter.package_name }}.data.sample import sample
+from {{ cookiecutter.package_name }}.pipeline.prepare import write_all
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def project(root: Path, frame_change=None, **data) -> Path:
+    """A project whose raw data are rows made from the contract (changed by ``frame_change``)."""
+    params = {**PARAMS, "data": {**PARAMS["data"], "source": "csv", **data}}
+    params["contract"] = {**PARAMS["contract"], "min_rows": 50}
+    contract = Contract.from_params(params["contract"])
+    frame = sample(contract, 200, seed=9)
+    if frame_change is not None:
+        frame = frame_change(frame, contract)
+    raw = root / params["data"]["path"]
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(raw, index=False)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def failing_prepare(root: Path, capsys) -> str:
+    assert cli.main(["prepare", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("prepare: error: ") and "Traceback" not in err
+    assert not (root / PARAMS["paths"]["train_split"]).exists()
+    return err
+
+
+def test_a_target_that_is_not_binary(tmp_path: Path, capsys) -> None:
+    def change(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+        frame.loc[4, contract.target] = 3
+        return frame
+
+    err = failing_prepare(project(tmp_path, change), capsys)
+    assert "must be 0 or 1" in err and "(row 4)" in err
+
+
+def test_a_glob_matching_nothing(tmp_path: Path, capsys) -> None:
+    root = project(tmp_path)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["contract"].update(features="feature_*", money=[], percent=[], categorical={})
+    params["contract"]["ranges"] = {}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert "matches no column" in failing_prepare(root, capsys)
+
+
+def test_a_missing_data_url(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("DATA_URL", raising=False)
+    root = project(tmp_path, source="sql")
+    err = failing_prepare(root, capsys)
+    assert "DATA_URL is not set" in err and "export it" in err
+
+
+def test_a_missing_raw_file(tmp_path: Path, capsys) -> None:
+    root = project(tmp_path)
+    (root / PARAMS["data"]["path"]).unlink()
+    assert "does not exist" in failing_prepare(root, capsys)
+
+
+def test_splits_are_written_all_or_none(tmp_path: Path) -> None:
+    good = pd.DataFrame({"a": [1, 2]})
+
+    class Broken(pd.DataFrame):
+        def to_csv(self, *args, **kwargs):  # a full disk on the third file
+            raise OSError("No space left on device")
+
+    paths = [tmp_path / "prepared" / f"{name}.csv" for name in ("train", "valid", "test")]
+    with pytest.raises(OSError, match="No space"):
+        write_all({paths[0]: good, paths[1]: good, paths[2]: Broken(good)})
+    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == []
+    write_all(dict.fromkeys(paths, good))
+    assert all(p.read_text() == "a\n1\n2\n" for p in paths)
