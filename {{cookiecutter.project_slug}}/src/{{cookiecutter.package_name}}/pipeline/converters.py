@@ -140,8 +140,14 @@ def library(estimator: Any) -> str:
 
 
 def register_for(model: Any) -> None:
-    """Register the converters of every non-scikit-learn library the pipeline uses."""
-    for name in sorted({library(step) for step in steps(model)} & REGISTRARS.keys()):
+    """Register the converters of every non-scikit-learn library the pipeline uses.
+
+    get_params(deep=True) reaches estimators inside meta-estimators too (an LGBMClassifier
+    inside a CalibratedClassifierCV), which are no pipeline steps.
+    """
+    nested = [value for value in model.get_params(deep=True).values() if hasattr(value, "fit")]
+    used = {library(estimator) for estimator in (model, *steps(model), *nested)}
+    for name in sorted(used & REGISTRARS.keys()):
         REGISTRARS[name]()
 
 
