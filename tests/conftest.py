@@ -22,8 +22,9 @@ from .answers import TEMPLATE, answers
 # remote x config layout); independent ones are cycled so every value appears at least once.
 SUPPORTED: dict[str, dict[str, str]] = {
     "default": {},
-    "postgres-s3-embedded": {
+    "postgres-lightgbm-s3-embedded": {
         "data_source": "postgres",
+        "model_family": "lightgbm",
         "dvc_remote": "s3",
         "config_repo": "embedded",
     },
@@ -32,8 +33,8 @@ SUPPORTED: dict[str, dict[str, str]] = {
         "model_family": "gradient_boosting",
         "python_version": "3.12",
     },
-    "csv-gbm-s3-py313": {
-        "model_family": "gradient_boosting",
+    "csv-xgboost-s3-py313": {
+        "model_family": "xgboost",
         "dvc_remote": "s3",
         "python_version": "3.13",
     },
@@ -46,6 +47,7 @@ SUPPORTED: dict[str, dict[str, str]] = {
         "gitlab_namespace": "risk/models",
         "aws_region": "us-east-2",
         "config_repo": "embedded",
+        "model_family": "catboost",
     },
 }
 

@@ -14,12 +14,13 @@ import json
 import re
 import shutil
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import Rendered, run
+from .conftest import TEMPLATE, Rendered, run
 
 ROC_AUC_FLOOR = 0.80  # the default data give ~0.85 with logistic regression
 # dvc.yaml names every path as ${key} into params.yaml (DVC's templating).
@@ -137,6 +138,32 @@ def test_dvc_yaml_params_and_config_are_consistent(scenario: Rendered) -> None:
     else:
         assert "dvc-remote:" not in makefile and '"dvc-s3' not in pyproject
         assert not (dev / "tests" / "integration" / "test_dvc_s3_remote.py").exists()
+
+
+# model_family → the optional dependency group its build_model() branch imports (none: sklearn).
+MODEL_GROUPS = {"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "catboost"}
+
+
+def test_every_model_family_has_its_options_branch_and_group(scenario: Rendered) -> None:
+    """Each model_family choice is a build_model() branch with a params block; the chosen one's
+    library group is installed by default, the others stay optional; no CUDA build."""
+    dev = scenario.dev
+    choices = json.loads((TEMPLATE / "cookiecutter.json").read_text())["model_family"]
+    params = yaml.safe_load((dev / "params.yaml").read_text())
+    package = next(p.name for p in (dev / "src").iterdir() if (p / "cli.py").exists())
+    train_py = (dev / "src" / package / "pipeline" / "train.py").read_text()
+    for family in choices:
+        assert isinstance(params["train"].get(family), dict), f"params.yaml train.{family}"
+        assert f'if family == "{family}":' in train_py, f"build_model() has no {family} branch"
+    pyproject = tomllib.loads((dev / "pyproject.toml").read_text())
+    groups = pyproject["dependency-groups"]
+    assert set(MODEL_GROUPS.values()) <= set(groups)
+    family = scenario.answers["model_family"]
+    expected = ["train", "dev", *([MODEL_GROUPS[family]] if family in MODEL_GROUPS else [])]
+    assert pyproject["tool"]["uv"]["default-groups"] == expected
+    assert any(dep.startswith("xgboost-cpu") for dep in groups["xgboost"])
+    every = [dep for deps in groups.values() for dep in deps if isinstance(dep, str)]
+    assert not [dep for dep in every if re.match(r"(xgboost|lightgbm-gpu|nvidia-)[<>=\[ ]", dep)]
 
 
 def sha256(path: Path) -> str:

@@ -325,6 +325,9 @@ def test_model_info(client, schema) -> None:
     info = response.json()
     assert info["version"] == schema.model["version"]
     assert info["sha256"] == schema.model["sha256"]
+    # The estimator export saw, e.g. "SimpleImputer → StandardScaler → LogisticRegression".
+    assert info["estimator"] == schema.model["estimator"]
+    assert info["estimator"].split(" → ")[0] == "SimpleImputer"
     assert info["threshold"] == schema.threshold
     assert info["metrics"] == schema.metrics
     assert [f["name"] for f in info["features"]] == schema.names

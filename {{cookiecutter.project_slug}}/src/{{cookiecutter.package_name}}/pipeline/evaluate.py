@@ -192,7 +192,7 @@ def run(params: Params) -> dict[str, Any]:
         params.path("model_card"),
         params=params,
         schema=schema,
-        family=trained.family,
+        estimator=trained.estimator,
         metrics=metrics,
         fairness=report,
         split_sizes={**trained.rows, "test": len(test)},

@@ -82,7 +82,7 @@ def fairness_table(report: Mapping[str, Any]) -> list[str]:
 def render(
     params: Params,
     schema: FeatureSchema,
-    family: str,
+    estimator: str,
     metrics: Mapping[str, Any],
     fairness: Mapping[str, Any],
     split_sizes: Mapping[str, int],
@@ -103,8 +103,8 @@ def render(
         "",
         "## Model",
         "",
-        f"- Family: `{family}` (see `build_model()` in `pipeline/train.py`), parameters in "
-        "`params.yaml` → `train`",
+        f"- Estimator: `{estimator}` (built by `build_model()` in `pipeline/train.py`), "
+        "parameters in `params.yaml` → `train`",
         f"- Inputs: {len(schema.features)} features → {schema.n_inputs} float inputs "
         f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})",
         f"- Decision: score ≥ {schema.threshold:.4f} → flagged; policy: {policy_text}",

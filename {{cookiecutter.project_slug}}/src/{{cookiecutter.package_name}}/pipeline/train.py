@@ -9,6 +9,8 @@ schema is built once, with it, and saved with the fitted pipeline in ``models/mo
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,14 +29,30 @@ from .matrix import encode
 from .threshold import choose_threshold, policy_from_params
 from .trained import TrainedModel
 
-MODEL_FAMILIES = ("logistic_regression", "gradient_boosting")
+MODEL_FAMILIES = ("logistic_regression", "gradient_boosting", "lightgbm", "xgboost", "catboost")
+
+
+class ModelLibraryError(ValueError):
+    """The model family's library is not installed."""
+
+
+def optional(module: str) -> Any:
+    """A model library from its optional dependency group (pyproject.toml), or a clear error."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise ModelLibraryError(
+            f"train.model needs {module}, which is not installed: add {module!r} to "
+            "default-groups in pyproject.toml ([tool.uv]), then run `make setup`"
+        ) from None
 
 
 # =================================================================================================
 # build_model: THE place to change the model. It receives the `train` block of params.yaml and
-# returns an unfitted scikit-learn estimator that takes the encoder's float32 matrix (NaN for
-# missing values) and has predict_proba. Keep it convertible by skl2onnx: `export` fails the
-# pipeline, with skl2onnx's message, if it is not.
+# returns an unfitted scikit-learn-compatible binary classifier (or pipeline) that takes the
+# encoder's float32 matrix (NaN for missing values) and has predict_proba. `export` converts it
+# to ONNX: scikit-learn's own estimators and LightGBM, XGBoost and CatBoost convert as they are;
+# another library needs its converter registered in pipeline/converters.py (export says so).
 # =================================================================================================
 def build_model(params: Mapping[str, Any]) -> Pipeline:
     family = params["model"]
@@ -46,6 +64,9 @@ def build_model(params: Mapping[str, Any]) -> Pipeline:
             C=float(options["C"]), max_iter=int(options["max_iter"]), random_state=seed
         )
         return Pipeline([impute, ("scale", StandardScaler()), ("model", model)])
+    # The tree models below get no scaler: trees do not need one, and splitting on the raw
+    # float32 inputs keeps the ONNX model's branch decisions identical to the library's (see
+    # the export parity check). The imputer gives every family the same missing-value rule.
     if family == "gradient_boosting":
         options = params["gradient_boosting"]
         model = HistGradientBoostingClassifier(
@@ -56,8 +77,43 @@ def build_model(params: Mapping[str, Any]) -> Pipeline:
             early_stopping=False,
             random_state=seed,
         )
-        # No scaler: trees do not need one, and splitting on the raw float32 inputs keeps the
-        # ONNX model's branch decisions identical to scikit-learn's (see the export parity check).
+        return Pipeline([impute, ("model", model)])
+    if family == "lightgbm":
+        options = params["lightgbm"]
+        model = optional("lightgbm").LGBMClassifier(
+            n_estimators=int(options["n_estimators"]),
+            learning_rate=float(options["learning_rate"]),
+            num_leaves=int(options["num_leaves"]),
+            reg_lambda=float(options["reg_lambda"]),
+            n_jobs=int(options["n_jobs"]),
+            random_state=seed,
+            verbose=-1,
+        )
+        return Pipeline([impute, ("model", model)])
+    if family == "xgboost":
+        options = params["xgboost"]
+        model = optional("xgboost").XGBClassifier(
+            n_estimators=int(options["n_estimators"]),
+            learning_rate=float(options["learning_rate"]),
+            max_depth=int(options["max_depth"]),
+            reg_lambda=float(options["reg_lambda"]),
+            n_jobs=int(options["n_jobs"]),
+            tree_method="hist",
+            random_state=seed,
+        )
+        return Pipeline([impute, ("model", model)])
+    if family == "catboost":
+        options = params["catboost"]
+        model = optional("catboost").CatBoostClassifier(
+            iterations=int(options["iterations"]),
+            learning_rate=float(options["learning_rate"]),
+            depth=int(options["depth"]),
+            l2_leaf_reg=float(options["l2_leaf_reg"]),
+            thread_count=int(options["n_jobs"]),
+            random_seed=seed,
+            verbose=False,
+            allow_writing_files=False,  # no catboost_info/ folder in the repository
+        )
         return Pipeline([impute, ("model", model)])
     raise ValueError(f"train.model {family!r} is not one of {MODEL_FAMILIES}")
 
@@ -85,7 +141,7 @@ def run(params: Params) -> dict[str, Any]:
         group_column=contract.group,
     )
     rows = {"train": len(train), "valid": len(valid)}
-    TrainedModel(model, schema, options["model"], rows).save(params.path("model_pickle"))
+    TrainedModel(model, schema, rows).save(params.path("model_pickle"))
     return {
         "valid_roc_auc": float(roc_auc_score(valid[contract.target], valid_scores)),
         "threshold": schema.threshold,
@@ -97,7 +153,11 @@ def run(params: Params) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> int:
     args = stage_args(argv, "fit build_model(params) on the training split")
     started = time.perf_counter()
-    summary = run(Params.load(args.root))
+    try:
+        summary = run(Params.load(args.root))
+    except ModelLibraryError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 1
     print(
         f"train: {summary['train_rows']} rows x {summary['n_inputs']} inputs, "
         f"valid ROC AUC {summary['valid_roc_auc']:.4f}, threshold {summary['threshold']:.4f}, "

@@ -111,6 +111,7 @@ class Model:
         return {
             "version": self.version,
             "sha256": self.sha256,
+            "estimator": self.schema.model.get("estimator"),
             "threshold": self.schema.threshold,
             "metrics": self.schema.metrics,
             "n_inputs": self.schema.n_inputs,

@@ -64,6 +64,9 @@ class ModelInfo(msgspec.Struct):
 
     version: str
     sha256: str
+    # What build_model() returned, by its steps' class names ("SimpleImputer → LGBMClassifier");
+    # null for a model folder exported before features.json recorded it.
+    estimator: str | None
     threshold: float
     metrics: dict[str, Any]
     n_inputs: int

@@ -1,0 +1,82 @@
+"""The ONNX converters of pipeline/converters.py: each optional model library's build_model()
+branch converts, and ONNX Runtime gives the library's own probabilities.
+
+A library whose dependency group is not installed is skipped with that reason (pyproject.toml's
+default-groups decides which are).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from {{ cookiecutter.package_name }}.features import Feature, FeatureSchema
+from {{ cookiecutter.package_name }}.pipeline import converters
+from {{ cookiecutter.package_name }}.pipeline.export import parity, to_onnx
+from {{ cookiecutter.package_name }}.pipeline.train import ModelLibraryError, build_model, optional
+from {{ cookiecutter.package_name }}.pipeline.trained import describe
+
+from dvc_support import REPO
+from model_support import Unconvertible
+
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+SCHEMA = FeatureSchema(
+    tuple(Feature(name, "numeric") for name in ("a", "b", "c", "d")),
+    threshold=0.5,
+    threshold_policy={"policy": "fixed", "value": 0.5},
+)
+
+
+def rows(n: int = 400, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A non-linear target (an interaction the trees must split on), with missing values."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(size=(n, SCHEMA.n_inputs)).astype(np.float32)
+    y = ((matrix[:, 0] * matrix[:, 1] > 0) ^ (rng.random(n) < 0.1)).astype("int64")
+    matrix[rng.random(matrix.shape) < 0.05] = np.nan
+    return matrix, y
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
+def test_each_library_converts_with_the_librarys_own_probabilities(library: str) -> None:
+    pytest.importorskip(library, reason=f"{library} is not installed (group not in default-groups)")
+    model = build_model({**PARAMS["train"], "model": library})
+    matrix, y = rows()
+    model.fit(matrix, y)
+    report = parity(
+        model, to_onnx(model, SCHEMA, 17), SCHEMA, rows(seed=4)[0], PARAMS["export"]["parity_atol"]
+    )
+    assert report["passed"] and report["decision_mismatches"] == 0, report
+    assert describe(model).startswith("SimpleImputer → ")
+
+
+def test_an_unconvertible_step_is_named_with_how_to_register_a_converter() -> None:
+    matrix, y = rows()
+    model = Pipeline([("impute", SimpleImputer()), ("model", Unconvertible())]).fit(matrix, y)
+    with pytest.raises(converters.UnsupportedModelError) as caught:
+        to_onnx(model, SCHEMA, 17)
+    message = str(caught.value)
+    assert message.startswith("no ONNX converter for Unconvertible (in SimpleImputer → ")
+    assert converters.CUSTOM_CONVERTERS_DOC in message
+    assert "pipeline/converters.py" in message
+    assert "\n" not in message and "MissingShapeCalculator" not in message
+
+
+def test_the_estimator_is_described_by_its_steps_class_names() -> None:
+    matrix, y = rows()
+    inner = ColumnTransformer(
+        [("scaled", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), [0, 1])],
+        remainder="drop",
+    )
+    model = Pipeline([("columns", inner), ("model", LogisticRegression())]).fit(matrix, y)
+    assert describe(model) == "SimpleImputer → StandardScaler → LogisticRegression"
+
+
+def test_a_missing_model_library_says_which_group_to_install() -> None:
+    with pytest.raises(ModelLibraryError, match=r"'no_such_library'.*default-groups"):
+        optional("no_such_library")
