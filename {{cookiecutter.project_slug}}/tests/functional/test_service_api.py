@@ -556,6 +556,37 @@ def test_internal_errors_leak_nothing(served_model_dir, records, monkeypatch) ->
     assert "secret" not in response.text and "RuntimeError" not in error["message"]
 
 
+def test_a_probability_the_model_cannot_compute_is_422_naming_the_row(
+    served_model_dir, schema, records, monkeypatch
+) -> None:
+    """Schema-valid numbers far outside the training data can overflow a model into NaN: the
+    answer names the row instead of a 200 with a null probability."""
+    service = Service(settings_for(served_model_dir))
+    service.load()
+    predict = service.model.predict
+
+    def nan_on_the_second_row(tensor: np.ndarray) -> np.ndarray:
+        p = predict(tensor)
+        if len(p) > 1:
+            p[1] = np.nan
+        return p
+
+    monkeypatch.setattr(service.model, "predict", nan_on_the_second_row)
+    with TestClient(create_app(service), raise_server_exceptions=False) as client:
+        batch = client.post("/v1/predict", json={"records": records[:3]}, headers=HEADERS)
+        single = client.post("/v1/predict", json=records[0], headers=HEADERS)
+        body, headers = binary_request(schema, records[:3])
+        infer = client.post(INFER, content=body, headers=headers)
+    assert one_field(assert_error(batch, 422, "invalid_input")) == {
+        "field": "inputs",
+        "row": 1,
+        "message": "the model gives no probability for this row: its numbers are far outside "
+        "the data it was trained on",
+    }
+    assert single.status_code == 200, single.text
+    assert infer.status_code == 422 and "far outside" in infer.json()["error"], infer.text
+
+
 async def _asgi(
     app: Any, path: str, body: bytes = b"{}", method: str = "POST"
 ) -> tuple[int, dict, bytes]:

@@ -20,9 +20,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ..features import FieldError
 from .batching import Batcher
 from .config import Settings
-from .decoding import Decoded, RequestDecoder
+from .decoding import Decoded, InvalidInput, RequestDecoder
 from .logs import SAMPLE_EVENT, SAMPLE_LOGGER
 from .metrics import Metrics
 from .model import Model, load_schema
@@ -138,6 +139,7 @@ class Service:
         decoded = self.decoder.decode_body(body)
 
         def finish(p: np.ndarray) -> bytes:
+            _require_finite(p)
             self._observe(decoded, p, request_id)
             if not decoded.is_batch:
                 value = float(p[0])
@@ -158,6 +160,7 @@ class Service:
         inference = self.protocol.decode(body, header_length)
 
         def finish(p: np.ndarray) -> tuple[bytes, bytes | None]:
+            _require_finite(p)
             self._observe(inference.decoded, p, request_id)
             return self.protocol.response(inference, self.version, p, self.threshold)
 
@@ -182,3 +185,16 @@ class Service:
                     "request_id": request_id,
                 },
             )
+
+
+def _require_finite(p: np.ndarray) -> None:
+    """A probability the model could not compute is the input's fault, not a 200 with null: a
+    schema-valid row can still be far outside anything the model was trained on (e.g. numbers
+    near float32's limits overflow a scaler's arithmetic into NaN)."""
+    bad = np.flatnonzero(~np.isfinite(p))
+    if len(bad):
+        message = (
+            "the model gives no probability for this row: its numbers are far outside the data "
+            "it was trained on"
+        )
+        raise InvalidInput([FieldError("inputs", message, int(bad[0]))])
