@@ -67,8 +67,8 @@ def copy_config_repo(answers: dict, clone: str, commit: str, recorded_src: str, 
 def recorded_source(src: str) -> str:
     """A local template path as the dev repo's answers would need it from anywhere: absolute
     (copier records it as typed; the shell's working directory resolves it)."""
-    if "://" in src or src.startswith("git@") or Path(src).is_absolute():
-        return src
+    if "://" in src or src.startswith(("git@", "gh:", "gl:")) or Path(src).is_absolute():
+        return src  # a URL (or copier's GitHub/GitLab shorthand) or an absolute path
     return str((Path(os.environ.get("PWD", ".")) / src).resolve())
 
 

@@ -104,6 +104,9 @@ def copier_yml(spec: dict) -> str:
         "# Every file is a template, as under cookiecutter; _copy_without_render is kept by",
         "# the CopyWithoutRender extension.",
         '_templates_suffix: ""',
+        "# A misspelt variable fails the render, as under cookiecutter (never an empty string).",
+        "_envops:",
+        "  undefined: jinja2.StrictUndefined",
         "_subdirectory: >-",
         "  {% if template_part == 'config' %}{% raw %}" + DEV_DIR + "/deploy{% endraw %}"
         "{% else %}{% raw %}" + DEV_DIR + "{% endraw %}{% endif %}",

@@ -120,7 +120,8 @@ def team_edits(dev: Path, config: Path, env: dict[str, str]) -> None:
         makefile.write_text(TEAM_LINE_1 + "".join(lines[1:]))
     (dev / RUNBOOK[0]).write_text(TEAM_RUNBOOK)
     for repo in (dev, config):
-        commit_all(repo, "Our own edits", env)
+        if (repo / ".git").exists():  # an embedded deploy/ is committed with the dev repo
+            commit_all(repo, "Our own edits", env)
 
 
 RECORDS = {".cruft.json", ".copier-answers.yml"}

@@ -19,7 +19,9 @@ import yaml
 from cookiecutter.main import cookiecutter
 from copier import run_copy
 
+from .answers import answers
 from .conftest import SUPPORTED, TEMPLATE, UNSUPPORTED, Rendered
+from .hooks import load_hook, post_gen
 from .template_repo import copy_template, tree
 
 
@@ -131,3 +133,34 @@ def test_copier_refuses_to_overwrite_an_existing_config_repo(template_repo, tmp_
         copier_render(template_repo, tmp_path / "transaction-classifier")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["transaction-classifier-config"]
     assert (existing / "mine.txt").read_text() == "keep me"
+
+
+copier_tasks = load_hook("copier_tasks")
+
+
+@pytest.mark.parametrize(
+    "src",
+    ["https://gitlab.example/ml/template.git", "git@gitlab.example:ml/template.git",
+     "gh:ml/template", "/srv/templates/mlops"],
+)  # fmt: skip
+def test_the_config_repo_records_a_url_or_absolute_path_as_given(src):
+    assert copier_tasks.recorded_source(src) == src
+
+
+def test_the_config_repo_records_a_relative_template_path_absolute(tmp_path, monkeypatch):
+    """copier records the dev repo's source as typed; the sibling's must work from anywhere."""
+    monkeypatch.setenv("PWD", str(tmp_path))
+    assert copier_tasks.recorded_source("templates/mlops") == str(tmp_path / "templates/mlops")
+
+
+def test_cruft_renders_give_the_config_repo_its_own_record():
+    from_cruft = {**answers(), "_template": "https://gl/t.git", "_commit": "abc123"}
+    state = post_gen.config_cruft_state(from_cruft)
+    assert (state["template"], state["commit"], state["directory"]) == (
+        "https://gl/t.git",
+        "abc123",
+        "config",
+    )
+    assert state["context"]["cookiecutter"]["__template_part"] == "config"
+    assert "_repo_dir" not in state["context"]["cookiecutter"]
+    assert post_gen.config_cruft_state(answers()) is None  # plain cookiecutter records nothing

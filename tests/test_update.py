@@ -1,11 +1,13 @@
 """Template updates reach both generated repos, through cruft and through copier.
 
 One journey per module: the template is committed as v1; cruft and copier each create the dev
-repo and, beside it, the config repo; the team commits its own edits in both; the template
-moves to v2 (tests/template_repo.py: a new option with a default, new files, a clean and a
-conflicting edit in each repo, a renamed file with a copier migration); each repo is updated
-on its own with the tool that made it. Each result must equal a fresh v2 render plus the
-team's edits, with the one conflict reported the tool's way and nothing else lost.
+repo and, beside it, the config repo (and a dev repo with config_repo=embedded, deploy/
+inside); the team commits its own edits in each; the template moves to v2
+(tests/template_repo.py: a new option with a default, new files, a clean and a conflicting
+edit in each tree, a renamed file, a copier migration that moves the team's runbook); each
+repo is updated on its own by its scheduled job's program, with the tool that made it,
+against the GitLab stand-in and a bare remote. Each result must equal a fresh v2 render plus
+the team's edits, with the conflict marked the tool's way and nothing else lost.
 """
 
 from __future__ import annotations
@@ -70,16 +72,24 @@ def journey(tmp_path_factory, git_identity_env) -> Journey:
     template = copy_template(root / "template", env)
     made: dict[tuple[str, str], Path] = {}
     for tool in ("cruft", "copier"):
-        work = root / tool
-        work.mkdir()
-        if tool == "cruft":
-            run(["cruft", "create", "--no-input", str(template)], cwd=work, env=env)
-            run(["git", "add", ".cruft.json"], cwd=work / SLUG, env=env)
-            run(["git", "commit", "-qm", "Record the template version"], cwd=work / SLUG, env=env)
-        else:
-            run(["copier", "copy", "--trust", "--defaults", str(template), SLUG], cwd=work, env=env)
-        made[tool, "dev"], made[tool, "config"] = work / SLUG, work / CONFIG
-        team_edits(work / SLUG, work / CONFIG, env)
+        for layout in ("separate", "embedded"):
+            work = root / f"{tool}-{layout}"
+            work.mkdir()
+            if tool == "cruft":
+                context = json.dumps({"config_repo": layout})
+                create = ["cruft", "create", "--no-input", "--extra-context", context]
+                run([*create, str(template)], cwd=work, env=env)
+                run(["git", "add", ".cruft.json"], cwd=work / SLUG, env=env)
+                run(["git", "commit", "-qm", "Record the template"], cwd=work / SLUG, env=env)
+            else:
+                create = ["copier", "copy", "--trust", "--defaults", "-d", f"config_repo={layout}"]
+                run([*create, str(template), SLUG], cwd=work, env=env)
+            if layout == "separate":
+                made[tool, "dev"], made[tool, "config"] = work / SLUG, work / CONFIG
+                team_edits(work / SLUG, work / CONFIG, env)
+            else:
+                made[tool, "embedded"] = work / SLUG
+                team_edits(work / SLUG, work / SLUG / "deploy", env)
 
     change_template(template, env)
     # Each repo's own scheduled job (its CI script, as the pipeline runs it) against the
@@ -103,19 +113,33 @@ def journey(tmp_path_factory, git_identity_env) -> Journey:
         (request,) = api.requests
         requests[tool, repo], remotes[tool, repo] = request.json(), remote
 
-    fresh_dir = root / "fresh"
-    fresh_dir.mkdir()
-    run(["cookiecutter", "--no-input", str(template)], cwd=fresh_dir, env=env)
-    fresh = {"dev": fresh_dir / SLUG, "config": fresh_dir / CONFIG}
+    fresh = {}
+    for layout in ("separate", "embedded"):
+        fresh_dir = root / f"fresh-{layout}"
+        fresh_dir.mkdir()
+        render = ["cookiecutter", "--no-input", str(template), f"config_repo={layout}"]
+        run(render, cwd=fresh_dir, env=env)
+        if layout == "separate":
+            fresh["dev"], fresh["config"] = fresh_dir / SLUG, fresh_dir / CONFIG
+        else:
+            fresh["embedded"] = fresh_dir / SLUG
     return Journey(template, made, fresh, requests, remotes)
 
 
-CASES = [(tool, repo) for tool in ("cruft", "copier") for repo in ("dev", "config")]
+REPOS = ("dev", "config", "embedded")  # embedded: the dev repo with deploy/ inside
+CASES = [(tool, repo) for tool in ("cruft", "copier") for repo in REPOS]
+# Where each repo has the config tree's files (and so the team's edits of them), and which
+# of the template's clean edits lands in each of its READMEs.
+TREES = {
+    "dev": {"": "README.md"},
+    "config": {"": "deploy/README.md"},
+    "embedded": {"": "README.md", "deploy/": "deploy/README.md"},
+}
 
 
 def team_only_files(tool: str, repo: str) -> set[str]:
     """Files of the team's own, which no render has: where each tool leaves the runbook."""
-    if repo != "dev":
+    if repo == "config":
         return set()
     return {RUNBOOK[1] if tool == "copier" else RUNBOOK[0]}
 
@@ -128,24 +152,13 @@ def test_update_equals_fresh_render_plus_team_edits(journey, tool, repo):
     rejects = sorted(rel for rel in got if rel.endswith(".rej"))
     assert sorted(set(got) - set(rejects)) == sorted(set(want) | team_only_files(tool, repo))
     differing = sorted(rel for rel in want if not filecmp.cmp(got[rel], want[rel], shallow=False))
-    assert differing == sorted({"README.md", CONFLICTING})
-    if repo == "dev":
+    trees = TREES[repo]
+    assert differing == sorted(f"{p}{name}" for p in trees for name in ("README.md", CONFLICTING))
+    if repo != "config":
         assert RENAMED[1] in got and RENAMED[0] not in got  # the template's rename, followed
-
-    # The clean merge: the template's edit and the team's both land.
-    readme = project.joinpath("README.md").read_text()
-    assert readme == fresh.joinpath("README.md").read_text() + TEAM_TAIL
-    new_heading = CLEAN_EDITS["README.md" if repo == "dev" else "deploy/README.md"][1]
-    assert new_heading in readme
-    # The new option's default reached the new file.
-    assert f"Ask in {NEW_DEFAULT}." in project.joinpath("SUPPORT.md").read_text()
-
     # The conflict, marked inline (copier merges; cruft's `git apply -3` does too where the
-    # repo holds the old file, and writes a .rej only when it has to fall back); everything
-    # else in the file is the fresh render's.
+    # repo holds the old file, and writes a .rej only when it has to fall back).
     assert rejects == []
-    makefile = project.joinpath(CONFLICTING).read_text()
-    rest = "".join(fresh.joinpath(CONFLICTING).read_text().splitlines(keepends=True)[1:])
     conflict = (
         r"<<<<<<< [^\n]*\n"
         + re.escape(TEAM_LINE_1)
@@ -153,9 +166,20 @@ def test_update_equals_fresh_render_plus_team_edits(journey, tool, repo):
         + re.escape(TEMPLATE_LINE_1)
         + r">>>>>>> [^\n]*\n"
     )
-    assert re.match(conflict, makefile), makefile[:400]
-    assert makefile.endswith(rest)
-    assert len(makefile) == len(re.match(conflict, makefile).group(0)) + len(rest)
+
+    for prefix, edit in trees.items():
+        # The clean merge: the template's edit and the team's both land.
+        readme = project.joinpath(f"{prefix}README.md").read_text()
+        assert readme == fresh.joinpath(f"{prefix}README.md").read_text() + TEAM_TAIL
+        assert CLEAN_EDITS[edit][1] in readme
+        # The new option's default reached the new file.
+        assert f"Ask in {NEW_DEFAULT}." in project.joinpath(f"{prefix}SUPPORT.md").read_text()
+        # The conflict; everything else in the file is the fresh render's.
+        makefile = project.joinpath(f"{prefix}{CONFLICTING}").read_text()
+        fresh_lines = fresh.joinpath(f"{prefix}{CONFLICTING}").read_text().splitlines(True)
+        marked = re.match(conflict, makefile)
+        assert marked, makefile[:400]
+        assert makefile[marked.end() :] == "".join(fresh_lines[1:])
 
     for rel in team_only_files(tool, repo):
         # copier's migration moved the team's runbook; cruft has none and leaves it.
@@ -173,6 +197,9 @@ def test_each_repo_records_its_own_part_and_gets_a_merge_request(journey, tool, 
         state = json.loads(project.joinpath(".cruft.json").read_text())
         assert state["commit"] == head
         assert state["directory"] == ("config" if repo == "config" else None)
+        assert state["context"]["cookiecutter"]["config_repo"] == (
+            "embedded" if repo == "embedded" else "separate"
+        )
         assert state["context"]["cookiecutter"][NEW_OPTION] == NEW_DEFAULT
         version = head[:12]
     else:
@@ -180,14 +207,16 @@ def test_each_repo_records_its_own_part_and_gets_a_merge_request(journey, tool, 
         version = state["_commit"]
         assert version == V2
         assert state["_src_path"] == str(journey.template)
-        assert state["template_part"] == repo
+        assert state["template_part"] == ("config" if repo == "config" else "dev")
         assert state[NEW_OPTION] == NEW_DEFAULT
     # The job pushed the update as a branch and asked for a merge request naming the conflict.
     branch = f"template-update/{version}"
     mr = journey.merge_requests[tool, repo]
     assert (mr["source_branch"], mr["target_branch"]) == (branch, "main")
     assert f"`{tool} update`" in mr["description"]
-    assert "Conflicts to resolve" in mr["description"] and f"`{CONFLICTING}`" in mr["description"]
+    assert "Conflicts to resolve" in mr["description"]
+    for prefix in TREES[repo]:
+        assert f"`{prefix}{CONFLICTING}`" in mr["description"]
     pushed = subprocess.run(
         ["git", "show", f"{branch}:SUPPORT.md"],
         cwd=journey.remotes[tool, repo],
