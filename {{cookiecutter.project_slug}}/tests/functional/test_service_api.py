@@ -441,6 +441,23 @@ def test_numbers_beyond_float32_are_422(client, schema, records, number) -> None
     assert one_field(assert_error(response, 422))["field"] == numeric
 
 
+def test_a_record_the_model_cannot_score_is_422_naming_its_row(
+    client, service, records, monkeypatch
+) -> None:
+    """Finite but extreme inputs can overflow the model to NaN: never a 200 with a null score."""
+    real = service.model.predict
+
+    def predict(tensor: np.ndarray) -> np.ndarray:
+        p = real(tensor)
+        p[1] = np.nan
+        return p
+
+    monkeypatch.setattr(service.model, "predict", predict)
+    response = client.post("/v1/predict", json={"records": records[:3]}, headers=HEADERS)
+    problem = one_field(assert_error(response, 422))
+    assert problem["row"] == 1 and "no score" in problem["message"]
+
+
 def test_huge_json_number_is_422_not_500(client, schema, records) -> None:
     numeric = next(f.name for f in schema.features if f.kind == "numeric")
     body = json.dumps({**records[0], numeric: 0}).replace(f'"{numeric}": 0', f'"{numeric}": 1e999')

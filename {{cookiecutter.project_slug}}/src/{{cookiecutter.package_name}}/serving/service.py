@@ -20,8 +20,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ..features import FieldError
 from .config import Settings
-from .decoding import Decoded, RequestDecoder
+from .decoding import Decoded, InvalidInput, RequestDecoder
 from .logs import SAMPLE_EVENT, SAMPLE_LOGGER
 from .metrics import Metrics
 from .model import Model, load_schema
@@ -123,7 +124,7 @@ class Service:
         if model is None:  # the route checks readiness first; this guards direct callers
             raise RuntimeError("the model is not loaded")
         decoded = self.decoder.decode_body(body)
-        p = model.predict(decoded.tensor)
+        p = scored(model.predict(decoded.tensor))
         self.metrics.score.observe_many(p)
         if self.sample_rate:
             self._log_samples(decoded, p, request_id)
@@ -140,7 +141,7 @@ class Service:
         if model is None:
             raise RuntimeError("the model is not loaded")
         inference = self.protocol.decode(body, header_length)
-        p = model.predict(inference.decoded.tensor)
+        p = scored(model.predict(inference.decoded.tensor))
         self.metrics.score.observe_many(p)
         if self.sample_rate:
             self._log_samples(inference.decoded, p, request_id)
@@ -160,3 +161,23 @@ class Service:
                     "request_id": request_id,
                 },
             )
+
+
+def scored(p: np.ndarray) -> np.ndarray:
+    """``p`` if every row got a probability. Finite inputs far outside the training data (e.g.
+    +3e38 and -3e38 in one record) can overflow the model's arithmetic to NaN: that record is
+    refused (422 naming its row), never answered with a null score."""
+    missing = np.flatnonzero(np.isnan(p))
+    if missing.size:
+        raise InvalidInput(
+            [
+                FieldError(
+                    "record",
+                    "the model gives no score for these values (they overflow its arithmetic); "
+                    "send values within the range of the training data",
+                    int(row),
+                )
+                for row in missing[:10]
+            ]
+        )
+    return p
