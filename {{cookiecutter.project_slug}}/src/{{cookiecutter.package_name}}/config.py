@@ -53,8 +53,13 @@ class Params:
     @classmethod
     def load(cls, root: str | Path = Path()) -> Params:
         path = Path(root) / PARAMS_FILE
-        with open(path) as handle:
-            values = yaml.safe_load(handle)
+        if not path.is_file():
+            raise ParamsError(f"{path} not found: run the command at the project root (or --root)")
+        try:
+            with open(path) as handle:
+                values = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"{path} is not valid YAML: {exc}".replace("\n", " ")) from None
         if not isinstance(values, dict):
             raise ParamsError(f"{path}: expected a mapping of parameter sections")
         return cls(values, root)

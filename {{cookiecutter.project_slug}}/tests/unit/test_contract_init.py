@@ -160,6 +160,11 @@ def test_parquet_files_are_read_in_batches(project: Path, capsys) -> None:
         (lambda f: f.assign(Empty=None), ARGS, "column 'Empty' is empty in every row"),
         (lambda f: f.head(0), ARGS, "no rows"),
         (None, ("--target", "Churned", "--group", "region"), "no group column 'region'"),
+        (
+            lambda f: f.assign(**{"Region Segment": f["Region Segment"].mask(f.index == 5)}),
+            ARGS,
+            "group column 'Region Segment' has 1 missing",
+        ),
     ],
 )
 def test_bad_data_are_one_sentence_and_nothing_is_written(

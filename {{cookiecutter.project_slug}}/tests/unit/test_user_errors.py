@@ -72,6 +72,12 @@ def test_a_missing_raw_file(tmp_path: Path, capsys) -> None:
     assert "does not exist" in failing_prepare(root, capsys)
 
 
+def test_no_or_broken_params_yaml(tmp_path: Path, capsys) -> None:
+    assert "params.yaml not found" in failing_prepare(tmp_path, capsys)
+    (tmp_path / "params.yaml").write_text("data: [unclosed\n")
+    assert "is not valid YAML" in failing_prepare(tmp_path, capsys)
+
+
 def test_splits_are_written_all_or_none(tmp_path: Path) -> None:
     good = pd.DataFrame({"a": [1, 2]})
 

@@ -186,6 +186,11 @@ def infer(
         raise InitError(f"id column {id_column!r} has missing values: every row needs an id")
     block: dict[str, Any] = {"id": id_column, "target": target, "group": group}
     if group is not None:
+        if stats[group].missing:
+            raise InitError(
+                f"group column {group!r} has {stats[group].missing} missing value(s): the "
+                "fairness check needs a group in every row; fill them or choose another column"
+            )
         if stats[group].too_many:
             raise InitError(
                 f"group column {group!r} has more than {MAX_LEVELS} values: the fairness check "
