@@ -62,4 +62,4 @@ def test_readme_switches_the_default_project_to_xgboost(render, git_identity_env
         cwd=dev,
         env=git_identity_env,
     )
-    assert "2 passed" in out and "skipped" not in out, out
+    assert "4 passed" in out and "skipped" not in out, out

@@ -7,6 +7,8 @@ default-groups decides which are).
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import yaml
@@ -19,7 +21,12 @@ from sklearn.preprocessing import StandardScaler
 from {{ cookiecutter.package_name }}.features import Feature, FeatureSchema
 from {{ cookiecutter.package_name }}.pipeline import converters
 from {{ cookiecutter.package_name }}.pipeline.export import parity, to_onnx
-from {{ cookiecutter.package_name }}.pipeline.train import ModelLibraryError, build_model, optional
+from {{ cookiecutter.package_name }}.pipeline.train import (
+    ModelLibraryError,
+    build_model,
+    optional,
+    pin_fit_stamps,
+)
 from {{ cookiecutter.package_name }}.pipeline.trained import describe
 
 from dvc_support import REPO
@@ -53,6 +60,19 @@ def test_each_library_converts_with_the_librarys_own_probabilities(library: str)
     )
     assert report["passed"] and report["decision_mismatches"] == 0, report
     assert describe(model).startswith("SimpleImputer → ")
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
+def test_a_refit_on_the_same_rows_pickles_to_the_same_bytes(library: str) -> None:
+    """What keeps model.pkl and dvc.lock stable across reruns (CatBoost stamps each fit)."""
+    pytest.importorskip(library, reason=f"{library} is not installed (group not in default-groups)")
+    matrix, y = rows()
+    pickled = []
+    for _ in range(2):
+        model = build_model({**PARAMS["train"], "model": library}).fit(matrix, y)
+        pin_fit_stamps(model)
+        pickled.append(pickle.dumps(model, protocol=5))
+    assert pickled[0] == pickled[1]
 
 
 def test_an_unconvertible_step_is_named_with_how_to_register_a_converter() -> None:

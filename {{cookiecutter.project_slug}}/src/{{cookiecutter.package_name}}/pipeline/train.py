@@ -27,7 +27,7 @@ from ..data.contract import Contract
 from ..features import FeatureSchema
 from .matrix import encode
 from .threshold import choose_threshold, policy_from_params
-from .trained import TrainedModel
+from .trained import TrainedModel, steps
 
 MODEL_FAMILIES = ("logistic_regression", "gradient_boosting", "lightgbm", "xgboost", "catboost")
 
@@ -121,6 +121,15 @@ def build_model(params: Mapping[str, Any]) -> Pipeline:
 # =================================================================================================
 
 
+def pin_fit_stamps(model: Any) -> None:
+    """CatBoost stamps every fit with a random ``model_guid`` and its finish time: fixed values
+    keep models/model.pkl (and so dvc.lock) byte-identical when the same data are retrained."""
+    for step in steps(model):
+        if type(step).__module__.startswith("catboost"):
+            metadata = step.get_metadata()
+            metadata["model_guid"] = metadata["train_finish_time"] = "pinned"
+
+
 def run(params: Params) -> dict[str, Any]:
     contract = Contract.from_params(params.read("contract"))
     train = read_split(params.path("train_split"), contract.label_columns())
@@ -131,6 +140,7 @@ def run(params: Params) -> dict[str, Any]:
 
     model = build_model(options)
     model.fit(encode(train, features), train[contract.target].to_numpy())
+    pin_fit_stamps(model)
     valid_scores = model.predict_proba(encode(valid, features))[:, 1]
     # Built once, whole: the threshold is known before the schema exists.
     schema = FeatureSchema(
