@@ -63,6 +63,32 @@ def test_each_library_converts_with_the_librarys_own_probabilities(library: str)
 
 
 @pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
+def test_dense_large_numbers_take_the_same_branches_in_onnx(library: str) -> None:
+    """Amounts in the millions sit on neighbouring float32 values, where a split threshold
+    rounded to the nearest float32 sends whole groups of rows down the other branch (LightGBM's
+    stock conversion differed by up to 0.45 here)."""
+    pytest.importorskip(library, reason=f"{library} is not installed (group not in default-groups)")
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(3000, SCHEMA.n_inputs)).astype(np.float32)
+    matrix[:, 0] = rng.uniform(1e6, 1.0002e6, len(matrix))  # float32 steps of 0.0625 here
+    signal = (matrix[:, 0] - 1.0001e6) / 50 + matrix[:, 1] + rng.normal(size=len(matrix))
+    model = build_model({**PARAMS["train"], "model": library})
+    model.fit(matrix, (signal > 0).astype("int64"))
+    report = parity(model, to_onnx(model, SCHEMA, 17), SCHEMA, matrix, 1e-5)
+    assert report["passed"] and report["decision_mismatches"] == 0, report
+
+
+def test_float32_floor_keeps_every_float32_comparison() -> None:
+    below, above = np.float32(1e6), np.nextafter(np.float32(1e6), np.float32(np.inf))
+    threshold = (float(below) + float(above)) / 2 + 1e-9  # between them, nearer the upper one
+    assert float(np.float32(threshold)) == float(above)  # nearest rounding flips `above`
+    floor = converters.float32_floor(threshold)
+    for x in (below, above):
+        assert (float(x) <= threshold) == (float(x) <= floor)
+    assert converters.float32_floor(0.5) == 0.5
+
+
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost", "catboost"])
 def test_a_refit_on_the_same_rows_pickles_to_the_same_bytes(library: str) -> None:
     """What keeps model.pkl and dvc.lock stable across reruns (CatBoost stamps each fit)."""
     pytest.importorskip(library, reason=f"{library} is not installed (group not in default-groups)")

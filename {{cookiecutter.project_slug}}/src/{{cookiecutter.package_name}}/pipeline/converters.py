@@ -14,9 +14,12 @@ and add it to ``REGISTRARS`` under the library's top-level module name.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from .trained import describe, steps
 
@@ -32,10 +35,65 @@ class UnsupportedModelError(ValueError):
     """A step of the pipeline has no ONNX converter; the message says which and what to do."""
 
 
+def float32_floor(value: float) -> float:
+    """The largest float32 not above ``value``: for a float32 input x, ``x <= value`` exactly
+    when ``x <= float32_floor(value)``."""
+    rounded = np.float32(value)
+    if float(rounded) > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return float(rounded)
+
+
+def _float32_exact_splits(tree: dict[str, Any]) -> None:
+    """Round each ``<=`` split's threshold down to a float32 (in place).
+
+    LightGBM keeps thresholds as doubles, just above the midpoint of two neighbouring values
+    (its bin bounds), and ONNX's tree ensemble stores float32s. Rounded to the *nearest*
+    float32, a threshold between two neighbouring float32 inputs becomes the upper one, and
+    every row holding that value takes the other branch: with dense large numbers (amounts in
+    the millions) the ONNX model's probabilities differed by up to 0.45. Rounded down, every
+    float32 input (the service's tensor is float32) takes LightGBM's own branch.
+    """
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if node.get("decision_type") == "<=" and isinstance(node.get("threshold"), float):
+            node["threshold"] = float32_floor(node["threshold"])
+        stack.extend(node[key] for key in ("left_child", "right_child") if key in node)
+
+
+class _DumpedBooster:
+    """A LightGBM booster as its (edited) JSON dump: onnxmltools converts a booster marked
+    ``is_mock`` from ``dump_model()`` instead of calling LightGBM's C API."""
+
+    is_mock = True
+
+    def __init__(self, dump: dict[str, Any]):
+        self._dump = dump
+
+    def dump_model(self) -> dict[str, Any]:
+        return self._dump
+
+
+def _convert_lightgbm(scope: Any, operator: Any, container: Any) -> None:
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+    model = operator.raw_operator
+    dump = model.booster_.dump_model()
+    for tree in dump["tree_info"]:
+        _float32_exact_splits(tree["tree_structure"])
+    exact = copy.copy(model)
+    exact._Booster = _DumpedBooster(dump)  # what LGBMClassifier.booster_ returns
+    operator.raw_operator = exact
+    try:
+        convert_lightgbm(scope, operator, container)
+    finally:
+        operator.raw_operator = model
+
+
 @functools.cache
 def _lightgbm() -> None:
     from lightgbm import LGBMClassifier
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
 
@@ -43,7 +101,7 @@ def _lightgbm() -> None:
         LGBMClassifier,
         "LightGbmLGBMClassifier",
         calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
+        _convert_lightgbm,
         options=CLASSIFIER_OPTIONS,
     )
 
