@@ -62,4 +62,5 @@ def test_readme_switches_the_default_project_to_xgboost(render, git_identity_env
         cwd=dev,
         env=git_identity_env,
     )
-    assert "4 passed" in out and "skipped" not in out, out
+    # Every selected test ran (none skipped for a missing library); run() checked they passed.
+    assert " passed" in out and "skipped" not in out, out
