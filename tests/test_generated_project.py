@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from .conftest import Rendered, run
-from .test_service import free_port, http
+from .test_service import http, make_serve
 
 pytestmark = pytest.mark.slow
 
@@ -105,29 +103,10 @@ def readme_own_data_commands(project: Path) -> list[str]:
 
 def serve_and_predict(project: Path, record: dict, env: dict[str, str], log: Path) -> dict:
     """`make serve` on free loopback ports, one prediction, then stop (bounded in time)."""
-    port = free_port()
-    env = {k: v for k, v in env.items() if k not in {"API_KEYS", "AUTH_DISABLED"}}
-    env.update(PORT=str(port), METRICS_PORT=str(free_port()))
-    with log.open("wb") as out:
-        proc = subprocess.Popen(["make", "serve"], cwd=project, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if http(f"{base}/health/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"make serve not ready in 120 s:\n{log.read_text()}"
-            time.sleep(0.3)
+    with make_serve(project, env, log) as (base, _, _):
         status, answer = http(f"{base}/v1/predict", record)
         assert status == 200, answer
         return answer
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
 
 
 def swap_in_own_data(project: Rendered, env: dict[str, str], tmp_path: Path) -> None:

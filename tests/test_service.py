@@ -10,6 +10,7 @@ pipeline's own build job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,26 +91,19 @@ def http(url: str, body: dict | None = None, headers: dict | None = None) -> tup
         return error.code, json.loads(error.read())
 
 
-@pytest.mark.slow
-def test_make_serve_predicts_and_stops_cleanly(trained: Path, tmp_path: Path) -> None:
-    schema = json.loads((trained / "models" / "features.json").read_text())
+@contextlib.contextmanager
+def make_serve(project: Path, env: dict[str, str], log: Path) -> Iterator[tuple[str, int, Any]]:
+    """`make serve` without API keys on free loopback ports, once ready: (base URL, metrics
+    port, the make process). Its whole process group is killed when the block ends, however."""
     port, metrics_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"API_KEYS", "AUTH_DISABLED"}}
+    env = {k: v for k, v in env.items() if k not in {"API_KEYS", "AUTH_DISABLED"}}
     env.update(PORT=str(port), METRICS_PORT=str(metrics_port))
-    log = tmp_path / "serve.log"
     with log.open("wb") as out:
         # Its own process group, so that nothing is left behind if the test fails.
-        proc = subprocess.Popen(
-            ["make", "serve"],
-            cwd=trained,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = subprocess.Popen(["make", "serve"], cwd=project, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
         while True:
             assert proc.poll() is None, log.read_text()
             try:
@@ -117,6 +113,18 @@ def test_make_serve_predicts_and_stops_cleanly(trained: Path, tmp_path: Path) ->
                 pass
             assert time.monotonic() < deadline, f"make serve not ready in 120 s:\n{log.read_text()}"
             time.sleep(0.3)
+        yield base, metrics_port, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_make_serve_predicts_and_stops_cleanly(trained: Path, tmp_path: Path) -> None:
+    schema = json.loads((trained / "models" / "features.json").read_text())
+    log = tmp_path / "serve.log"
+    with make_serve(trained, dict(os.environ), log) as (base, metrics_port, proc):
         status, answer = http(f"{base}/v1/predict", example_record(schema["features"]))
         assert status == 200, answer
         assert 0.0 <= answer["p_hat"] <= 1.0 and answer["business_outcome"] in (0, 1)
@@ -138,10 +146,6 @@ def test_make_serve_predicts_and_stops_cleanly(trained: Path, tmp_path: Path) ->
         server_pid = int(re.search(r"Started server process \[(\d+)\]", log.read_text())[1])
         os.kill(server_pid, signal.SIGTERM)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     text = log.read_text()
     assert proc.returncode == 0, text[-3000:]
     assert "AUTH_DISABLED=true" in text  # make serve without API_KEYS says so loudly
