@@ -8,6 +8,7 @@ own README commands. ``--keep-baked`` keeps rendered projects under ``.baked/`` 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -170,3 +171,12 @@ def installed_default(render, git_identity_env) -> Rendered:
     project = render("installed-default")
     run(["make", "setup"], cwd=project.dev, env=git_identity_env)
     return project
+
+
+def readme_bash_block(readme: str, section: str) -> str:
+    """The first shell block of a generated README's ``## <section>`` (what a team runs)."""
+    parts = readme.split(f"\n## {section}\n", 1)
+    assert len(parts) == 2, f"the generated README has no '## {section}' section"
+    block = re.search(r"```bash\n(.*?)```", parts[1].split("\n## ", 1)[0], re.S)
+    assert block, f"the README's {section} section has no bash block"
+    return block[1]

@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import Rendered, run
+from .conftest import Rendered, readme_bash_block, run
 from .local_gitlab import GITLAB_CI_LOCAL, Registry, Runner, free_port, load_standin, step
-from .test_gitlab_ci import first_commit_block, merged
+from .test_gitlab_ci import merged
 
 SLUG = "transaction-classifier"  # the default answers
 GROUP = "ml-team"
@@ -187,7 +187,7 @@ class DayOne:
 
     def first_commit(self) -> None:
         """The README's First commit block, verbatim; then both projects pushed to "GitLab"."""
-        block = first_commit_block((self.dev / "README.md").read_text())
+        block = readme_bash_block((self.dev / "README.md").read_text(), "First commit")
         run(["bash", "-euo", "pipefail", "-c", block], cwd=self.dev, env=self.env, timeout=1800)
         assert self.git("status", "--porcelain") == "", "the first commit left files out"
         assert {"uv.lock", "dvc.lock", "reports/metrics.json"} <= set(self.git("ls-files").split())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Rendered, run
+from .conftest import Rendered, readme_bash_block, run
 from .test_service import http, make_serve
 
 pytestmark = pytest.mark.slow
@@ -95,9 +95,7 @@ def load_table(project: Path, rows: list[dict], table: str, env: dict[str, str])
 
 
 def readme_own_data_commands(project: Path) -> list[str]:
-    readme = (project / "README.md").read_text()
-    section = readme.split("## Use your own data", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    block = readme_bash_block((project / "README.md").read_text(), "Use your own data")
     return [line for line in block.splitlines() if line and not line.startswith("export ")]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .conftest import Rendered, run
+from .conftest import Rendered, readme_bash_block, run
 
 STAGES = ["lint", "test", "train", "report", "security", "build", "release"]
 CHECK_JSONSCHEMA = (
@@ -97,18 +97,9 @@ def expand(value: str, variables: dict) -> str:
     raise AssertionError(f"global variables refer to each other in a loop: {value}")
 
 
-def first_commit_block(readme: str) -> str:
-    """The shell block of the generated README's "First commit" section (what a team runs)."""
-    parts = readme.split("\n## First commit\n", 1)
-    assert len(parts) == 2, "the generated README has no '## First commit' section"
-    block = re.search(r"```bash\n(.*?)```", parts[1].split("\n## ", 1)[0], re.S)
-    assert block, "the README's First commit section has no bash block"
-    return block[1]
-
-
 def first_commit_adds(readme: str) -> list[str]:
     """The paths the README's first commit adds to the rendered initial commit."""
-    block = first_commit_block(readme)
+    block = readme_bash_block(readme, "First commit")
     lines = [line.split() for line in block.splitlines() if line.startswith("git add ")]
     assert len(lines) == 1, "the first commit should have exactly one `git add` line"
     return lines[0][2:]
@@ -287,7 +278,7 @@ def test_the_first_commit_adds_the_lock_files(scenario: Rendered):
     """The README's first commit is what makes the first pipeline pass: both lock files and the
     reports that dvc.lock describes (the template's tests run this very block)."""
     readme = (scenario.dev / "README.md").read_text()
-    block = first_commit_block(readme)
+    block = readme_bash_block(readme, "First commit")
     assert block.splitlines()[0] == "make setup && make repro"
     assert set(first_commit_adds(readme)) == {"uv.lock", "dvc.lock", "reports"}
     committed = run(["git", "ls-files"], cwd=scenario.dev).split()

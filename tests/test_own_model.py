@@ -9,29 +9,19 @@ library's converter test runs at least once per template run.
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
 
-from .conftest import run
+from .conftest import readme_bash_block, run
 
 pytestmark = pytest.mark.slow
-
-
-def own_model_block(readme: str) -> str:
-    """The shell block of the generated README's "Use your own model" section."""
-    parts = readme.split("\n## Use your own model\n", 1)
-    assert len(parts) == 2, "the generated README has no '## Use your own model' section"
-    block = re.search(r"```bash\n(.*?)```", parts[1].split("\n## ", 1)[0], re.S)
-    assert block, "the README's Use your own model section has no bash block"
-    return block[1]
 
 
 def test_readme_switches_the_default_project_to_xgboost(render, git_identity_env) -> None:
     project = render("own-model-xgboost")
     dev = project.dev
-    block = own_model_block((dev / "README.md").read_text())
+    block = readme_bash_block((dev / "README.md").read_text(), "Use your own model")
     assert "xgboost" in block and "make repro && make test" in block
 
     started = time.perf_counter()

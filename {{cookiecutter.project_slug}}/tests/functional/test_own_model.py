@@ -43,7 +43,7 @@ def test_export_of_an_unconvertible_model_names_the_step_and_changes_nothing(
     assert cli.main(["export", "--root", str(root)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.startswith("export: no ONNX converter for Unconvertible (in SimpleImputer → ")
+    assert err.startswith("export: error: no ONNX converter for Unconvertible (in SimpleImputer → ")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert served(params.path("models")) == before
     assert params.path("parity").read_bytes() == parity

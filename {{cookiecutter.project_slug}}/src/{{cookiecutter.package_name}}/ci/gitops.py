@@ -21,12 +21,12 @@ import os
 import subprocess  # nosec B404
 import sys
 import tempfile
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .gitlab import GitLab, GitLabError, project_ref, token_from_env
 from .kustomize_image import BumpError, bump_file
+from .template_update import authenticated_url  # the config repo's job program has it too
 
 BOT = {"GIT_AUTHOR_NAME": "release-bot", "GIT_AUTHOR_EMAIL": "release-bot@noreply.invalid"}
 
@@ -47,17 +47,6 @@ def _redact(text: str) -> str:
         if secret:
             text = text.replace(secret, "[MASKED]")
     return text.strip()
-
-
-def authenticated_url(url: str, token: str) -> str:
-    """``https://host/group/repo.git`` with ``oauth2:<token>@``; other schemes unchanged."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https":
-        return url
-    netloc = f"oauth2:{urllib.parse.quote(token, safe='')}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def bot_env() -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import UserError
 from .trained import describe, steps
 
 CUSTOM_CONVERTERS_DOC = "https://onnx.ai/sklearn-onnx/tutorial_2_new_converter.html"
@@ -31,8 +32,9 @@ HERE = "src/" + __name__.replace(".", "/") + ".py"
 CLASSIFIER_OPTIONS = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
 
 
-class UnsupportedModelError(ValueError):
-    """A step of the pipeline has no ONNX converter; the message says which and what to do."""
+class UnsupportedModelError(UserError, ValueError):
+    """A step of the pipeline has no ONNX converter; the message says which and what to do (a
+    team's own model, not a bug: the CLI prints it as one line, models/ is left as it was)."""
 
 
 def float32_floor(value: float) -> float:

@@ -10,7 +10,6 @@ schema is built once, with it, and saved with the fitted pipeline in ``models/mo
 from __future__ import annotations
 
 import importlib
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..config import Params, read_split, stage_args
+from ..config import Params, UserError, read_split, stage_args
 from ..data.contract import Contract
 from ..features import FeatureSchema
 from .matrix import encode
@@ -32,7 +31,7 @@ from .trained import TrainedModel, steps
 MODEL_FAMILIES = ("logistic_regression", "gradient_boosting", "lightgbm", "xgboost", "catboost")
 
 
-class ModelLibraryError(ValueError):
+class ModelLibraryError(UserError, ValueError):
     """The model family's library is not installed."""
 
 
@@ -163,11 +162,7 @@ def run(params: Params) -> dict[str, Any]:
 def main(argv: Sequence[str]) -> int:
     args = stage_args(argv, "fit build_model(params) on the training split")
     started = time.perf_counter()
-    try:
-        summary = run(Params.load(args.root))
-    except ModelLibraryError as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 1
+    summary = run(Params.load(args.root))
     print(
         f"train: {summary['train_rows']} rows x {summary['n_inputs']} inputs, "
         f"valid ROC AUC {summary['valid_roc_auc']:.4f}, threshold {summary['threshold']:.4f}, "

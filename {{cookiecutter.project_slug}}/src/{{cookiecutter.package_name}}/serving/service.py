@@ -139,7 +139,6 @@ class Service:
         decoded = self.decoder.decode_body(body)
 
         def finish(p: np.ndarray) -> bytes:
-            _require_finite(p)
             self._observe(decoded, p, request_id)
             if not decoded.is_batch:
                 value = float(p[0])
@@ -160,13 +159,14 @@ class Service:
         inference = self.protocol.decode(body, header_length)
 
         def finish(p: np.ndarray) -> tuple[bytes, bytes | None]:
-            _require_finite(p)
             self._observe(inference.decoded, p, request_id)
             return self.protocol.response(inference, self.version, p, self.threshold)
 
         return inference.decoded.tensor, finish
 
     def _observe(self, decoded: Decoded, p: np.ndarray, request_id: str) -> None:
+        """A request's scores: refused if one is not finite, else counted and sampled."""
+        _require_finite(p)
         self.metrics.score.observe_many(p)
         if self.sample_rate:
             self._log_samples(decoded, p, request_id)
