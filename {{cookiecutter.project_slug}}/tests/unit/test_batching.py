@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.serving import batching
-from {{ cookiecutter.package_name }}.serving.batching import Batcher
+from {{ cookiecutter.package_name }}.serving.batching import Batcher, LoopBatcher
 
 
 class Model:
@@ -111,3 +111,37 @@ def test_a_cancelled_request_is_skipped(model_and_batcher) -> None:
         return await first, await kept
 
     assert asyncio.run(scenario()) == ([0.5], [1.0])
+
+
+# -- the event-loop batcher (bodies up to OFFLOAD_BODY_BYTES) ----------------------------------
+def test_requests_of_one_loop_turn_share_one_model_call() -> None:
+    model = Model()
+    batcher = LoopBatcher(lambda: model.predict)
+
+    async def scenario():
+        futures = [batcher.submit(prepare, body) for body in (rows(1), rows(2, 3), rows(4))]
+        later = await asyncio.gather(*futures)
+        return later, await batcher.submit(prepare, rows(5))
+
+    assert asyncio.run(scenario()) == ([[1.0], [2.0, 3.0], [4.0]], [5.0])
+    assert model.calls == [4, 1]  # one call for the first turn's rows, one for the next
+
+
+def test_on_the_loop_a_bad_body_fails_at_once_and_a_model_fault_fails_its_group() -> None:
+    model = Model()
+    batcher = LoopBatcher(lambda: model.predict)
+
+    async def scenario():
+        with pytest.raises(ValueError, match="bad body"):
+            batcher.submit(prepare, None)  # decoded on submit: its own error, no queue
+        kept = batcher.submit(prepare, rows(1))
+        gone = batcher.submit(prepare, rows(9))
+        gone.cancel()  # a request whose deadline passed is not answered
+        assert await kept == [1.0]
+        batcher.predict = lambda: (_ for _ in ()).throw(RuntimeError("model fault"))
+        failed = await asyncio.gather(batcher.submit(prepare, rows(2)), return_exceptions=True)
+        batcher.predict = lambda: model.predict
+        return failed, await batcher.submit(prepare, rows(3))
+
+    failed, after = asyncio.run(scenario())
+    assert isinstance(failed[0], RuntimeError) and after == [3.0]

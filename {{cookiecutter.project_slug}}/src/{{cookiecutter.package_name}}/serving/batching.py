@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -90,34 +90,73 @@ class Batcher:
                 ready.append(job)
             except Exception as exc:  # the client's bad body: its own 4xx
                 job.error = exc
-        group: list[Job] = []
-        rows = 0
-        for job in ready:
-            n = len(job.tensor)  # type: ignore[arg-type]
-            if group and rows + n > MAX_STACKED_ROWS:
-                self._run(group)
-                group, rows = [], 0
-            group.append(job)
-            rows += n
-        if group:
-            self._run(group)
+        for group in _groups(ready):
+            _run(self.predict, group)
 
-    def _run(self, group: list[Job]) -> None:
-        tensors = [job.tensor for job in group]
-        try:
-            p = self.predict()(tensors[0] if len(group) == 1 else np.concatenate(tensors))
-        except Exception as exc:
-            for job in group:
-                job.error = exc
-            return
-        start = 0
+
+def _groups(jobs: list[Job]) -> Iterator[list[Job]]:
+    """The jobs in consecutive groups of at most MAX_STACKED_ROWS rows (a larger job alone)."""
+    group: list[Job] = []
+    rows = 0
+    for job in jobs:
+        n = len(job.tensor)  # type: ignore[arg-type]
+        if group and rows + n > MAX_STACKED_ROWS:
+            yield group
+            group, rows = [], 0
+        group.append(job)
+        rows += n
+    if group:
+        yield group
+
+
+def _run(predict: Callable[[], Predict], group: list[Job]) -> None:
+    """One model call for the group's stacked rows; each job gets its slice's outcome."""
+    tensors = [job.tensor for job in group]
+    try:
+        p = predict()(tensors[0] if len(group) == 1 else np.concatenate(tensors))
+    except Exception as exc:
         for job in group:
-            end = start + len(job.tensor)  # type: ignore[arg-type]
-            try:
-                job.value = job.finish(p[start:end])  # type: ignore[misc]
-            except Exception as exc:
-                job.error = exc
-            start = end
+            job.error = exc
+        return
+    start = 0
+    for job in group:
+        end = start + len(job.tensor)  # type: ignore[arg-type]
+        try:
+            job.value = job.finish(p[start:end])  # type: ignore[misc]
+        except Exception as exc:
+            job.error = exc
+        start = end
+
+
+class LoopBatcher:
+    """The same stacking on the event loop, for small bodies: each request is decoded in its
+    own task as it arrives (a bad body fails there, before any queue), and the rows of every
+    request decoded in one turn of the loop go through one model call at the start of the next
+    turn. No thread hop: the worker thread's wake-ups and futures cost more than a one-row
+    request's own work (docs/serving.md)."""
+
+    def __init__(self, predict: Callable[[], Predict]):
+        self.predict = predict
+        self._pending: list[Job] = []
+
+    def submit(self, prepare: Prepare, *args: Any) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        tensor, finish = prepare(*args)
+        job = Job(loop, loop.create_future(), prepare, args, tensor, finish)
+        self._pending.append(job)
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return job.future
+
+    def _flush(self) -> None:
+        jobs, self._pending = self._pending, []
+        try:
+            for group in _groups(jobs):
+                _run(self.predict, group)
+        except Exception as exc:  # a fault of ours: every request of this turn is a 500
+            for job in jobs:
+                job.error = job.error or exc
+        _resolve(jobs)
 
 
 def _answer(jobs: list[Job]) -> None:

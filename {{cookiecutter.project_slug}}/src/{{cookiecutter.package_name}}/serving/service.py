@@ -12,6 +12,7 @@ import gc
 import hashlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ import msgspec
 import numpy as np
 
 from ..features import FieldError
-from .batching import Batcher
+from .batching import Batcher, LoopBatcher
 from .config import Settings
 from .decoding import Decoded, InvalidInput, RequestDecoder
 from .logs import SAMPLE_EVENT, SAMPLE_LOGGER
@@ -51,6 +52,7 @@ class Service:
         # One worker: inference is single-threaded by design; a second batch waits its turn.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self.batcher = Batcher(self.executor, lambda: self._model().predict)
+        self.loop_batcher = LoopBatcher(lambda: self._model().predict)
         self._key_digests = [hashlib.sha256(k.encode()).digest() for k in settings.api_keys]
         self.sample_rate = settings.prediction_sample_rate
         self._sampler = np.random.default_rng()
@@ -113,12 +115,12 @@ class Service:
 
     async def run(self, body_size: int, prepare: Callable[..., Any], *args: Any) -> Any:
         """A prediction: ``prepare(*args)`` gives (tensor, finish); the result is
-        ``finish(scores)``. In the worker thread for a body over OFFLOAD_BODY_BYTES (by default
-        every body), stacked with the other requests waiting for it (batching.py); inline for a
-        smaller one."""
+        ``finish(scores)``. A body up to OFFLOAD_BODY_BYTES is decoded on the event loop and
+        scored with the other small requests of the same loop turn; a larger one goes to the
+        worker thread, stacked with the others waiting for it (batching.py)."""
         if body_size > self.settings.offload_body_bytes:
             return await self.batcher.submit(prepare, *args)
-        return self._inline(prepare, *args)
+        return await self.loop_batcher.submit(prepare, *args)
 
     def _inline(self, prepare: Callable[..., Any], *args: Any) -> Any:
         tensor, finish = prepare(*args)
@@ -191,6 +193,8 @@ def _require_finite(p: np.ndarray) -> None:
     """A probability the model could not compute is the input's fault, not a 200 with null: a
     schema-valid row can still be far outside anything the model was trained on (e.g. numbers
     near float32's limits overflow a scaler's arithmetic into NaN)."""
+    if len(p) == 1 and math.isfinite(p[0]):  # one row: a float check, not three NumPy calls
+        return
     bad = np.flatnonzero(~np.isfinite(p))
     if len(bad):
         message = (
