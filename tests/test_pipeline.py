@@ -163,7 +163,8 @@ def test_every_model_family_has_its_options_branch_and_group(scenario: Rendered)
     # The families with a native Dask estimator also get the dask group (params.yaml engine).
     expected += ["dask"] if family in {"lightgbm", "xgboost"} else []
     assert pyproject["tool"]["uv"]["default-groups"] == expected
-    assert {"dask[dataframe]", "distributed"} <= {re.split(r"[<>=]", dep)[0] for dep in groups["dask"]}
+    dask_packages = {re.split(r"[<>=]", dep)[0] for dep in groups["dask"]}
+    assert {"dask[dataframe]", "distributed"} <= dask_packages
     assert any(dep.startswith("xgboost-cpu") for dep in groups["xgboost"])
     every = [dep for deps in groups.values() for dep in deps if isinstance(dep, str)]
     assert not [dep for dep in every if re.match(r"(xgboost|lightgbm-gpu|nvidia-)[<>=\[ ]", dep)]
