@@ -43,6 +43,7 @@ def write_lake(frame: pd.DataFrame, folder: Path, filesystem: Any = None) -> Non
 
 def prepared(root: Path, params: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """Run ``prepare`` on ``root`` with ``params``; the three splits."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert cli.main(["prepare", "--root", str(root)]) == 0
     loaded = Params.load(root)

@@ -100,6 +100,7 @@ class ReadPlan:
     files: tuple[str, ...]
     columns: tuple[str, ...]
     filters: tuple[tuple[str, str, Any], ...]
+    schema: Any  # the columns' Arrow types
 
     def expression(self) -> Any:
         import pyarrow.parquet as pq
@@ -121,6 +122,8 @@ class ReadPlan:
     def read(self, files: Sequence[str], contract: Contract, batch_rows: int) -> Iterator[Any]:
         """The plan's rows of ``files`` in their order, as raw frames of at most
         ``batch_rows`` rows."""
+        if not files:
+            return
         batches = self.dataset(files).to_batches(
             columns=list(self.columns), filter=self.expression(), batch_size=batch_rows
         )
@@ -130,11 +133,7 @@ class ReadPlan:
 
     def empty(self, contract: Contract) -> pd.DataFrame:
         """No rows, the plan's columns and types: what the contract sees when no row is kept."""
-        dataset = self.dataset(self.files[:1]) if self.files else None
-        if dataset is None:
-            return as_raw_text(pd.DataFrame(columns=list(self.columns)), contract)
-        table = dataset.schema.empty_table().select(list(self.columns))
-        return as_raw_text(table.to_pandas(), contract)
+        return as_raw_text(self.schema.empty_table().to_pandas(), contract)
 
 
 def read_file(path: str, chosen: ReadPlan, contract: Contract) -> pd.DataFrame:
@@ -166,6 +165,8 @@ def _dataset(where: Path | str) -> Any:
 
 def plan(where: Path | str, contract: Contract, partitions: Any) -> ReadPlan:
     """Open the dataset's metadata, choose the contract's columns, check the filters on it."""
+    import pyarrow as pa
+
     dataset = _dataset(where)
     fragments = list(dataset.get_fragments())
     if not fragments:
@@ -191,7 +192,8 @@ def plan(where: Path | str, contract: Contract, partitions: Any) -> ReadPlan:
         )
     fs, path = filesystem(where)
     columns = tuple(n for n in names if wanted(n))
-    unchecked = ReadPlan(path, fs, (), columns, tuple(filters))
+    schema = pa.schema([dataset.schema.field(name) for name in columns])
+    unchecked = ReadPlan(path, fs, (), columns, tuple(filters), schema)
     expression = unchecked.expression()
     if expression is not None:
         try:  # types are checked when the filter meets the schema: do it now, on no rows
@@ -204,7 +206,7 @@ def plan(where: Path | str, contract: Contract, partitions: Any) -> ReadPlan:
         # Partitions the filters rule out by their folder names are never opened.
         fragments = list(dataset.get_fragments(filter=expression))
     files = tuple(sorted(fragment.path for fragment in fragments))
-    return ReadPlan(path, fs, files, columns, tuple(filters))
+    return ReadPlan(path, fs, files, columns, tuple(filters), schema)
 
 
 def iter_frames(
