@@ -11,6 +11,7 @@ DATA_URL, so they never touch a real data source).
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,37 @@ class SqlSourceChecks:
             sizes = [len(read_split(root / params["paths"][f"{n}_split"], labels)) for n in SPLITS]
             assert sum(sizes) == ROWS
         assert splits[CHUNK] == splits[10 * ROWS]
+
+    @pytest.mark.skipif(
+        importlib.util.find_spec("distributed") is None, reason="the dask group is not installed"
+    )
+    def test_the_dask_engine_reads_the_table_in_id_ranges_to_the_same_splits(
+        self, table: str, tmp_path: Path, monkeypatch
+    ) -> None:
+        from distributed import LocalCluster
+
+        if not CONTRACT.id:
+            pytest.skip("engine: dask reads a table in ranges of its id, and the contract has none")
+        monkeypatch.setenv("DATA_URL", self.url)
+        data = {**PARAMS["data"], "source": "sql", "table": table}
+        params = {**PARAMS, "data": data, "contract": {**PARAMS["contract"], "min_rows": 100}}
+        splits = {}
+        in_process = {"processes": False, "dashboard_address": ":0"}
+        with LocalCluster(n_workers=2, threads_per_worker=1, **in_process) as cluster:
+            dask = {**PARAMS["dask"], "scheduler": cluster.scheduler_address, "partition_rows": 200}
+            for engine in ("local", "dask"):
+                root = tmp_path / engine
+                root.mkdir()
+                run = {**params, "engine": engine, "dask": dask}
+                (root / "params.yaml").write_text(yaml.safe_dump(run))
+                assert cli.main(["prepare", "--root", str(root)]) == 0
+                labels = CONTRACT.label_columns()
+                splits[engine] = {
+                    n: read_split(root / params["paths"][f"{n}_split"], labels) for n in SPLITS
+                }
+        for name in SPLITS:
+            frame = splits["dask"][name].sort_values(CONTRACT.id).reset_index(drop=True)
+            pd.testing.assert_frame_equal(frame, splits["local"][name])
 
     def test_missing_table_and_missing_url_are_clear_errors(self, table: str, monkeypatch) -> None:
         monkeypatch.setenv("DATA_URL", self.url)

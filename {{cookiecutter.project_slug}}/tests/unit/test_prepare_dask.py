@@ -70,6 +70,29 @@ def test_dask_splits_hold_the_local_splits_rows(tmp_path: Path, make_params, sch
         pd.testing.assert_frame_equal(on_dask[name], local[name])
 
 
+def test_a_csv_file_on_dask_splits_like_the_local_engine(
+    tmp_path: Path, make_params, scheduler
+) -> None:
+    """A CSV file is read in blocks of about dask.partition_rows rows (here three or so)."""
+    contract = contract_of(make_params)
+    rows = lake_rows(contract, ROWS).drop(columns=["dt", "system"])
+    params = make_params()
+    params["dask"].update(scheduler=scheduler, partition_rows=1000)
+    splits = {}
+    for engine in ("local", "dask"):
+        path = tmp_path / engine / params["data"]["path"]
+        path.parent.mkdir(parents=True)
+        rows.to_csv(path, index=False)
+        splits[engine] = prepared(tmp_path / engine, {**params, "engine": engine})
+    train = tmp_path / "dask" / params["paths"]["train_split"]
+    assert len(list(train.glob("part-*.parquet"))) > 1
+    for name in SPLITS:
+        frame = splits["dask"][name]
+        if contract.id:
+            frame = frame.sort_values(contract.id).reset_index(drop=True)
+        pd.testing.assert_frame_equal(frame, splits["local"][name])
+
+
 def failures(roots: list[Path], capsys) -> list[str]:
     messages = []
     for root in roots:
