@@ -42,19 +42,13 @@ from .matrix import encode
 
 
 def read_partitions(path: Path, text_columns: Sequence[str]) -> dd.DataFrame:
-    """A prepared split as a Dask frame, with the dtypes ``config.read_split`` gives pandas.
-
-    Parquet keeps the types ``prepare`` wrote; text stays Python ``object`` (Dask would make it
-    Arrow strings, whose missing value the encoder does not know). A CSV split is read in
-    blocks with read_split's rules (text columns as text, only empty cells missing).
-    """
+    """A prepared split (a Parquet file, or a folder of them) as a Dask frame, with the dtypes
+    ``config.read_split`` gives pandas: text columns as Python strings (Dask would make them
+    Arrow strings, whose missing value the encoder does not take)."""
     with dask.config.set({"dataframe.convert-string": False}):
-        if path.suffix == ".parquet":
-            return dd.read_parquet(path)
-        dtypes = dict.fromkeys(text_columns, "object")
-        return dd.read_csv(
-            path, dtype=dtypes, keep_default_na=False, na_values=[""], blocksize="64MiB"
-        )
+        frame = dd.read_parquet(path)
+    text = {column: "object" for column in text_columns if column in frame.columns}
+    return frame.astype(text) if text else frame
 
 
 def _labels(part: Any, target: str) -> np.ndarray:
