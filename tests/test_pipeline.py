@@ -160,7 +160,11 @@ def test_every_model_family_has_its_options_branch_and_group(scenario: Rendered)
     assert set(MODEL_GROUPS.values()) <= set(groups)
     family = scenario.answers["model_family"]
     expected = ["train", "dev", *([MODEL_GROUPS[family]] if family in MODEL_GROUPS else [])]
+    # The families with a native Dask estimator also get the dask group (params.yaml engine).
+    expected += ["dask"] if family in {"lightgbm", "xgboost"} else []
     assert pyproject["tool"]["uv"]["default-groups"] == expected
+    dask_packages = {re.split(r"[<>=]", dep)[0] for dep in groups["dask"]}
+    assert {"dask[dataframe]", "distributed"} <= dask_packages
     assert any(dep.startswith("xgboost-cpu") for dep in groups["xgboost"])
     every = [dep for deps in groups.values() for dep in deps if isinstance(dep, str)]
     assert not [dep for dep in every if re.match(r"(xgboost|lightgbm-gpu|nvidia-)[<>=\[ ]", dep)]
@@ -219,11 +223,11 @@ def test_repro_is_fast_good_and_reproducible(installed_default: Rendered, git_id
     assert any(storage.rglob("*")), "nothing was pushed to the local remote"
     shutil.rmtree(dev / ".dvc" / "cache")
     models = ("models/model.pkl", "models/model.onnx")
-    for rel in ("data/raw/transactions.csv", "data/prepared/train.csv", *models):
+    for rel in ("data/raw/transactions.csv", "data/prepared/train.parquet", *models):
         (dev / rel).unlink()
     run([*dvc, "pull"], cwd=dev, env=env)
     assert {rel: sha256(dev / rel) for rel in models} == {rel: hashes[rel] for rel in models}
-    assert (dev / "data" / "prepared" / "train.csv").is_file()
+    assert (dev / "data" / "prepared" / "train.parquet").is_file()
     assert "Data and pipelines are up to date" in run([*dvc, "status"], cwd=dev, env=env)
     # The shipped per-directory .gitignore files already list every output: what is new for git
     # is what a team commits after a run (dvc.lock and reports/; uv.lock comes from `make setup`).

@@ -94,13 +94,20 @@ def stage_args(argv: Sequence[str], description: str) -> argparse.Namespace:
 
 
 def read_split(path: Path, text_columns: Iterable[str]) -> pd.DataFrame:
-    """Read a prepared split back with the dtypes ``prepare`` wrote.
+    """Read a prepared split back with the dtypes ``prepare`` wrote: a Parquet file (the local
+    engine) or a folder of Parquet files read in name order (the ``dask`` engine, one per
+    partition).
 
-    ``text_columns`` (categories and the group) stay text even where they look like numbers;
-    only empty cells are missing, so a category called "NA" stays a category.
+    ``text_columns`` (categories and the group) come back as Python strings (missing: NaN),
+    as the encoder takes them, whatever string type this pandas makes by default.
     """
-    dtypes = dict.fromkeys(text_columns, "object")
-    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    import pyarrow.parquet as pq
+
+    frame = pq.read_table(path).to_pandas()
+    for column in text_columns:
+        if column in frame:
+            frame[column] = frame[column].astype("object")
+    return frame
 
 
 def write_json(data: Any, path: Path) -> None:

@@ -189,7 +189,7 @@ def test_reruns_give_identical_bytes(trained_project: Path, project_factory) -> 
     again = project_factory("again")
     for rel in (
         Params.load(again).read("data.path"),
-        "data/prepared/train.csv",
+        "data/prepared/train.parquet",
         "models/model.pkl",
         "models/model.onnx",
         "models/features.json",

@@ -12,7 +12,8 @@ import yaml
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.data.contract import Contract
 from {{ cookiecutter.package_name }}.data.sample import sample
-from {{ cookiecutter.package_name }}.pipeline.prepare import write_all
+from {{ cookiecutter.package_name }}.pipeline import splits
+from {{ cookiecutter.package_name }}.pipeline.splits import SPLITS, publish, to_arrow, write_all
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -78,16 +79,39 @@ def test_no_or_broken_params_yaml(tmp_path: Path, capsys) -> None:
     assert "is not valid YAML" in failing_prepare(tmp_path, capsys)
 
 
-def test_splits_are_written_all_or_none(tmp_path: Path) -> None:
-    good = pd.DataFrame({"a": [1, 2]})
+def test_splits_are_written_all_or_none(tmp_path: Path, monkeypatch) -> None:
+    paths = [tmp_path / "prepared" / f"{name}.parquet" for name in SPLITS]
+    write_all(dict.fromkeys(paths, pd.DataFrame({"a": [1, 2]})), [])
+    before = [path.read_bytes() for path in paths]
+    written = []
 
-    class Broken(pd.DataFrame):
-        def to_csv(self, *args, **kwargs):  # a full disk on the third file
+    def full_disk_on_the_third_file(frame, text_columns):
+        written.append(frame)
+        if len(written) == 3:
             raise OSError("No space left on device")
+        return to_arrow(frame, text_columns)
 
-    paths = [tmp_path / "prepared" / f"{name}.csv" for name in ("train", "valid", "test")]
+    monkeypatch.setattr(splits, "to_arrow", full_disk_on_the_third_file)
     with pytest.raises(OSError, match="No space"):
-        write_all({paths[0]: good, paths[1]: good, paths[2]: Broken(good)})
-    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == []
-    write_all(dict.fromkeys(paths, good))
-    assert all(p.read_text() == "a\n1\n2\n" for p in paths)
+        write_all(dict.fromkeys(paths, pd.DataFrame({"a": [3]})), [])
+    assert [path.read_bytes() for path in paths] == before  # the previous splits, untouched
+    left = sorted(p.name for p in (tmp_path / "prepared").iterdir())
+    assert left == sorted(p.name for p in paths)  # and no temporary file
+
+
+def test_a_folder_split_replaces_a_file_split_or_nothing_moves(tmp_path: Path) -> None:
+    """The dask engine publishes a folder per split where the local engine left a file."""
+    paths = [tmp_path / f"{name}.parquet" for name in SPLITS]
+    write_all(dict.fromkeys(paths, pd.DataFrame({"a": [1]})), [])
+    folders = {path: tmp_path / f".{path.name}.parts" for path in paths}
+    for folder in folders.values():
+        folder.mkdir()
+        (folder / "part-000000.parquet").write_bytes(b"new")
+    missing = dict(folders)
+    missing[paths[2]] = tmp_path / "never-written"
+    with pytest.raises(FileNotFoundError):
+        publish(missing)
+    assert all(path.is_file() for path in paths)  # the file splits are back
+    publish(folders)
+    assert all((path / "part-000000.parquet").read_bytes() == b"new" for path in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)

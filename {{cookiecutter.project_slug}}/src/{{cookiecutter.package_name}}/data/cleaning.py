@@ -31,7 +31,7 @@ class CleaningError(UserError, FieldError):
     """A raw value that does not parse: the column, the row, and the value itself."""
 
     def __init__(self, column: str, value: Any, row: int, reason: str):
-        self.column, self.value = column, value
+        self.column, self.value, self.reason = column, value, reason
         shown = preview(value) if isinstance(value, str) else repr(value)
         super().__init__(column, f"cannot clean {shown} ({reason})", row)
 

@@ -31,7 +31,7 @@ import yaml
 from ..config import PARAMS_FILE, UserError
 from ..features import is_blank, parse_money, parse_number, parse_percent
 from .contract import Contract
-from .sources import CHUNK_ROWS, iter_chunks
+from .sources import CHUNK_ROWS, PARQUET_SUFFIXES, iter_chunks
 
 # A text column with at most this many distinct values is a categorical.
 MAX_LEVELS = 50
@@ -467,7 +467,8 @@ def main(argv: Sequence[str]) -> int:
         chunks = iter_chunks(table=args.table, chunk_rows=args.chunk_rows, order_by=args.id_column)
     else:
         path = args.data if args.data.is_absolute() else args.root / args.data
-        source, data = f"`{args.data}`", {"source": "csv", "path": str(args.data)}
+        kind = "parquet" if path.is_dir() or path.suffix.lower() in PARQUET_SUFFIXES else "csv"
+        source, data = f"`{args.data}`", {"source": kind, "path": str(args.data)}
         chunks = iter_chunks(path=path, chunk_rows=args.chunk_rows)
     inferred = infer(
         chunks,

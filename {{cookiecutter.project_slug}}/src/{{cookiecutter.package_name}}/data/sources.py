@@ -1,10 +1,11 @@
-"""The one raw-data loader: a CSV file (default) or a SQL table through SQLAlchemy.
+"""The one raw-data loader: a CSV file (default), a Parquet dataset (``lake.py``: a folder or
+an ``s3://`` prefix, Hive partitions) or a SQL table through SQLAlchemy, read chunk by chunk.
 
 For SQL, the connection URL comes from the ``DATA_URL`` environment variable only (for example
 ``postgresql+psycopg://user@db:5432/analytics`` with the password in PGPASSWORD, or
 ``mysql+pymysql://user@db:3306/analytics``), so credentials never land in params.yaml,
-dvc.lock or git. Rows are sorted by the contract's id column, so the splits do not depend on
-the order a database returns rows in.
+dvc.lock or git. The table is read in id order through a server-side cursor, ``data.chunk_rows``
+rows at a time, so a table larger than memory streams.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,7 +21,8 @@ from ..config import UserError
 from .contract import Contract
 
 DATA_URL_ENV = "DATA_URL"
-SOURCES = ("csv", "sql")
+SOURCES = ("csv", "parquet", "sql")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 # Rows per chunk of the chunked readers: a few MB of text per chunk for a wide table.
 CHUNK_ROWS = 50_000
 
@@ -46,41 +49,23 @@ def redact(url: str) -> str:
 
 
 def read_csv(path: Path, contract: Contract) -> pd.DataFrame:
-    if not path.exists():
-        raise DataSourceError(
-            f"{path} does not exist: check data.path in params.yaml (`dvc pull` fetches a "
-            "DVC-tracked file; `dvc repro` writes the synthetic one)"
-        )
-    text = dict.fromkeys(contract.text_columns(), "object")
-    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+    """The whole CSV file as ``prepare`` reads it, in one frame (tests, notebooks)."""
+    return pd.concat(list(_csv_chunks(path, contract, CHUNK_ROWS)), ignore_index=True)
 
 
-def read_sql(table: str, contract: Contract, url: str) -> pd.DataFrame:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table(table):
-                raise DataSourceError(
-                    f"table {table!r} not found at {redact(url)}: run the seed-db command"
-                )
-            reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
-            query = sa.select(reflected)
-            if contract.id and contract.id in reflected.c:
-                query = query.order_by(reflected.c[contract.id])
-            frame = pd.read_sql(query, conn)
-    finally:
-        engine.dispose()
+def as_raw_text(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The contract's text columns (money, percent, categories, group) as Python objects, as
+    every reader hands them to cleaning, whatever string type the reader made."""
     for column in contract.text_columns():
-        if column in frame:
+        if column in frame and frame[column].dtype != "object":
             frame[column] = frame[column].astype("object")
     return frame
 
 
-# Chunked readers: a table larger than memory goes through one chunk (a DataFrame) at a time.
-# Every value arrives as text or as the source's own type, never guessed by pandas: only empty
-# cells (CSV) and NULL (SQL) are missing, so "NA" or "None" stay values for the caller to judge.
+# Chunked readers (`contract init`; `iter_sql` serves `prepare` too): a table larger than memory
+# goes through one chunk (a DataFrame) at a time. Every value arrives as text or as the source's
+# own type, never guessed by pandas: only empty cells (CSV) and NULL (SQL) are missing, so "NA"
+# or "None" stay values for the caller to judge.
 
 
 def iter_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
@@ -147,25 +132,71 @@ def iter_chunks(
         return iter_sql(table, data_url(), chunk_rows, order_by)
     if path is None:
         raise DataSourceError("give a data file or a table")
-    if path.suffix.lower() in {".parquet", ".pq"} or path.is_dir():
+    if path.suffix.lower() in PARQUET_SUFFIXES or path.is_dir():
         return iter_parquet(path, chunk_rows)
     return iter_csv(path, chunk_rows)
 
 
-def load_raw(
-    source: str, contract: Contract, *, path: Path | None = None, table: str | None = None
-) -> pd.DataFrame:
-    """Load the raw frame from ``source`` (params.yaml ``data.source``): the CSV file at ``path``
-    or the SQL ``table`` at ``DATA_URL``."""
-    if source == "csv" and path is not None:
-        frame = read_csv(path, contract)
-    elif source == "sql" and table is not None:
-        frame = read_sql(table, contract, data_url())
-    elif source in SOURCES:
-        setting = "data.path" if source == "csv" else "data.table"
-        raise DataSourceError(f"data.source is {source} but {setting} is not set")
-    else:
+# The readers of `prepare`: chunks typed as the source types them (numbers as numbers), only the
+# contract's text columns as text, for cleaning to parse.
+
+
+def iter_raw(
+    source: str,
+    contract: Contract,
+    *,
+    location: Path | str | None = None,
+    table: str | None = None,
+    partitions: Any = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The raw data of ``source`` (params.yaml ``data.source``) in chunks of at most
+    ``chunk_rows`` rows, in the source's order (a SQL table: by id): the CSV file or Parquet
+    dataset at ``location`` (``lake.location`` of ``data.path``), or the SQL ``table`` at
+    DATA_URL. Text columns arrive as text, other columns as the source typed them."""
+    if source not in SOURCES:
         raise DataSourceError(f"data.source {source!r} is not one of {SOURCES}")
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise DataSourceError(
+            f"data.chunk_rows must be a positive whole number, got {chunk_rows!r}"
+        )
+    if source == "sql":
+        if not table:
+            raise DataSourceError("data.source is sql but data.table is not set")
+        chunks = iter_sql(table, data_url(), chunk_rows, order_by=contract.id)
+        return (as_raw_text(chunk, contract) for chunk in chunks)
+    if location is None or not str(location):
+        raise DataSourceError(f"data.source is {source} but data.path is not set")
+    if source == "parquet":
+        from .lake import iter_frames
+
+        return iter_frames(location, contract, partitions, chunk_rows)
+    if not isinstance(location, Path):
+        raise DataSourceError(
+            f"data.path {location!r}: the csv source reads a local file; export the table to "
+            "Parquet for data.source parquet, which reads s3:// too"
+        )
+    return _csv_chunks(location, contract, chunk_rows)
+
+
+def _csv_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    if not path.exists():
+        raise DataSourceError(
+            f"{path} does not exist: check data.path in params.yaml (`dvc pull` fetches a "
+            "DVC-tracked file; `dvc repro` writes the synthetic one)"
+        )
+    text = dict.fromkeys(contract.text_columns(), "object")
+    reader = pd.read_csv(
+        path, dtype=text, keep_default_na=False, na_values=[""], chunksize=chunk_rows
+    )
+    with reader:
+        yield from reader
+
+
+def load_raw(source: str, contract: Contract, **where: Any) -> pd.DataFrame:
+    """The whole raw frame of ``source`` (``iter_raw``'s arguments), sorted by id: for a look at
+    data that fit in memory (notebooks, tests); ``prepare`` goes chunk by chunk."""
+    frame = pd.concat(list(iter_raw(source, contract, **where)), ignore_index=True)
     if contract.id and contract.id in frame:
         frame = frame.sort_values(contract.id, kind="stable").reset_index(drop=True)
     return frame

@@ -30,6 +30,7 @@ from ..features import FeatureSchema
 from ..model_files import ONNX_FILE, PROFILE_FILE, SCHEMA_FILE, publishing
 from ..monitoring.profile import ReferenceProfile
 from . import converters
+from .cluster import dask_client, engine
 from .matrix import encode, text_columns
 from .trained import TrainedModel
 
@@ -120,6 +121,19 @@ def reference_profile(
     return ReferenceProfile.build(schema, matrix, scores, settings, bins=int(drift["bins"]))
 
 
+def training_profile(params: Params, model: Any, schema: FeatureSchema) -> ReferenceProfile:
+    """The training split's profile: in memory (engine: local), or from per-partition sketches
+    and counts that leave the split on the workers (engine: dask, pipeline/dask_profile.py)."""
+    if engine(params) == "local":
+        train = read_split(params.path("train_split"), text_columns(schema))
+        return reference_profile(model, schema, train, params.read("drift"))
+    with dask_client(params) as client:
+        from . import dask_profile, dask_train  # the dask group, which engine: local lacks
+
+        train = dask_train.read_partitions(params.path("train_split"), text_columns(schema))
+        return dask_profile.reference_profile(client, model, schema, train, params.read("drift"))
+
+
 def run(params: Params) -> dict[str, Any]:
     options = params.read("export")
     trained = TrainedModel.load(params.path("model_pickle"))
@@ -145,8 +159,7 @@ def run(params: Params) -> dict[str, Any]:
         },
         metrics=json.loads(params.path("metrics").read_text()),
     )
-    train = read_split(params.path("train_split"), text_columns(schema))
-    profile = reference_profile(model, shipped, train, params.read("drift"))
+    profile = training_profile(params, model, shipped)
     with publishing(params.path("models")) as scratch:
         (scratch / ONNX_FILE).write_bytes(onnx_bytes)
         profile.save(scratch / PROFILE_FILE)

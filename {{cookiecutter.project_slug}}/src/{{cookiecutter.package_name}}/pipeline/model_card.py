@@ -89,11 +89,10 @@ def render(
 ) -> str:
     card = params.read("model_card")
     kinds = Counter(feature.kind for feature in schema.features)
-    source = (
-        f"`{params.read('data.path')}`"
-        if params.read("data.source") == "csv"
-        else f"SQL table `{params.read('data.table')}` (DATA_URL)"
-    )
+    source = {
+        "csv": f"`{params.read('data.path')}`",
+        "parquet": f"Parquet dataset `{params.read('data.path')}`",
+    }.get(params.read("data.source"), f"SQL table `{params.read('data.table')}` (DATA_URL)")
     policy_text = describe(schema.threshold_policy)
     lines = [
         f"# Model card: {card.get('title', 'model')}",
@@ -120,7 +119,7 @@ def render(
         "",
         f"- Source: {source}; contract in `params.yaml` → `contract`",
         f"- Rows: train {split_sizes['train']}, validation {split_sizes['valid']}, "
-        f"test {split_sizes['test']} (stratified, seed {params.read('split.seed')})",
+        f"test {split_sizes['test']} (by a hash of the id, seed {params.read('split.seed')})",
         f"- Target `{schema.target}`: positive rate {metrics['positive_rate']:.3f} on the test "
         "split",
         f"- Fairness group column: `{schema.group_column}` (never a model input)",

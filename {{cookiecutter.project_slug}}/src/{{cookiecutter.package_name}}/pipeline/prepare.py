@@ -1,85 +1,87 @@
 """DVC stage ``prepare``: load the raw data, clean it, check the contract, split it.
 
 Outputs the splits at ``paths.train_split``, ``paths.valid_split`` and ``paths.test_split``
-(``data/prepared/*.csv``): cleaned (money and percent are numbers), sorted by id and split
-deterministically (stratified on the target, seeded from ``split.seed``).
+(``data/prepared/*.parquet``): cleaned (money and percent are numbers), each split sorted by id,
+and split by a hash of the id (``splits.py``: the same row lands in the same split on every
+engine). The source is read ``data.chunk_rows`` rows at a time and every chunk is cleaned and
+observed for the contract as it arrives; the contract's verdict, worded as for one frame, comes
+when every chunk has been seen, and nothing is written unless it passes.
+
+``engine: dask`` in params.yaml runs the same steps on a Dask cluster (``prepare_dask.py``).
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
-from ..config import Params, stage_args
-from ..data.cleaning import clean_frame
-from ..data.contract import Contract, validate
-from ..data.sources import load_raw
+from ..config import Params, UserError, stage_args
+from ..data.contract import Contract, Observation, first_duplicate, judge
+from ..data.lake import location
+from ..data.sources import iter_raw
+from .cluster import engine
+from .splits import SPLITS, Part, prepare_part, shares, unreadable_error, write_all
 
 
-def split(frame: pd.DataFrame, params: Mapping[str, Any], target: str) -> dict[str, pd.DataFrame]:
-    """Stratified train/valid/test split; the same frame and seed give the same rows.
+def combine(parts: Iterable[Part], contract: Contract) -> dict[str, pd.DataFrame]:
+    """The chunks' splits, once their observations added up pass the contract. Stops at the first
+    value cleaning cannot read, its row counted from the source's first row."""
+    total: Observation | None = None
+    gathered: dict[str, list[pd.DataFrame]] = {name: [] for name in SPLITS}
+    ids: list[pd.Series] = []
+    for part in parts:
+        if part.unreadable is not None:
+            raise unreadable_error(part.unreadable, total.rows if total else 0)
+        total = part.observation if total is None else total.then(part.observation)
+        for name, frame in part.splits.items():
+            gathered[name].append(frame)
+        if part.ids is not None:
+            ids.append(part.ids)
+    if total is None:
+        raise UserError("the data source yielded nothing to read")
+    duplicate = None
+    if ids and not total.id_missing:
+        duplicate = first_duplicate(pd.concat(ids, ignore_index=True))
+    judge(total, contract, duplicate)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in gathered.items()}
 
-    Each class is shuffled with NumPy's seeded generator and cut by the configured shares, so
-    every split keeps the overall positive rate.
-    """
-    valid_size, test_size = float(params["valid_size"]), float(params["test_size"])
-    if not (0 < valid_size < 1 and 0 < test_size < 1 and valid_size + test_size < 1):
-        raise ValueError("split.valid_size and split.test_size must be in (0, 1) and sum below 1")
-    rng = np.random.default_rng(int(params["seed"]))
-    labels = frame[target].to_numpy()
-    assignment = np.empty(len(frame), dtype="int64")  # 0 train, 1 valid, 2 test
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        n_test, n_valid = round(len(rows) * test_size), round(len(rows) * valid_size)
-        assignment[rows[:n_test]] = 2
-        assignment[rows[n_test : n_test + n_valid]] = 1
-        assignment[rows[n_test + n_valid :]] = 0
-    return {
-        name: frame[assignment == code].reset_index(drop=True)
-        for code, name in ((0, "train"), (1, "valid"), (2, "test"))
-    }
+
+def run_local(params: Params, contract: Contract) -> dict[str, pd.DataFrame]:
+    block = params.read("split")
+    shares(block)  # a bad split block fails before any data are read
+    chunks = iter_raw(
+        params.read("data.source"),
+        contract,
+        location=location(params.root, params.read("data.path")),
+        table=params.read("data.table"),
+        partitions=params.read("data.partitions"),
+        chunk_rows=params.read("data.chunk_rows"),
+    )
+    frames = combine((prepare_part(chunk, contract, block) for chunk in chunks), contract)
+    if contract.id:
+        frames = {
+            name: frame.sort_values(contract.id, kind="stable").reset_index(drop=True)
+            for name, frame in frames.items()
+        }
+    return frames
 
 
 def run(params: Params) -> dict[str, int]:
     contract = Contract.from_params(params.read("contract"))
-    raw = load_raw(
-        params.read("data.source"),
-        contract,
-        path=params.root / params.read("data.path"),
-        table=params.read("data.table"),
-    )
-    cleaned = clean_frame(raw, contract)
-    validate(cleaned, contract)
-    parts = split(cleaned, params.read("split"), contract.target)
     outputs = {
         "train": params.path("train_split"),
         "valid": params.path("valid_split"),
         "test": params.path("test_split"),
     }
-    write_all({outputs[name]: part for name, part in parts.items()})
-    return {name: len(part) for name, part in parts.items()}
+    if engine(params) == "dask":
+        from .prepare_dask import run_dask
 
-
-def write_all(frames: Mapping[Path, pd.DataFrame]) -> None:
-    """Write every split or none: each to a temporary file beside it, then all renamed. A failure
-    part-way (a full disk) leaves the previous splits, never a mix for `train` to pick up."""
-    temps: dict[Path, Path] = {}
-    try:
-        for path, frame in frames.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temps[path] = path.with_name(f".{path.name}.tmp")
-            frame.to_csv(temps[path], index=False, lineterminator="\n")
-        for path, temp in temps.items():
-            os.replace(temp, path)
-    finally:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
+        return run_dask(params, contract, outputs)
+    frames = run_local(params, contract)
+    write_all({outputs[name]: frames[name] for name in SPLITS}, contract.label_columns())
+    return {name: len(frames[name]) for name in SPLITS}
 
 
 def main(argv: Sequence[str]) -> int:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -23,7 +25,8 @@ from sklearn.preprocessing import StandardScaler
 
 from ..config import Params, UserError, read_split, stage_args
 from ..data.contract import Contract
-from ..features import FeatureSchema
+from ..features import Feature, FeatureSchema
+from .cluster import dask_client, engine, require_dask_family
 from .matrix import encode
 from .threshold import choose_threshold, policy_from_params
 from .trained import TrainedModel, steps
@@ -129,33 +132,69 @@ def pin_fit_stamps(model: Any) -> None:
             metadata["model_guid"] = metadata["train_finish_time"] = "pinned"
 
 
-def run(params: Params) -> dict[str, Any]:
-    contract = Contract.from_params(params.read("contract"))
+@dataclass(frozen=True)
+class Fit:
+    """What either engine hands the rest of the stage: the fitted pipeline and its validation
+    scores, the features it was fitted on, the rows of each split."""
+
+    model: Any
+    features: list[Feature]
+    valid_scores: np.ndarray
+    valid_target: np.ndarray
+    rows: dict[str, int]
+
+
+def fit_local(params: Params, contract: Contract) -> Fit:
+    """engine: local — both splits in memory, build_model() fitted in this process."""
     train = read_split(params.path("train_split"), contract.label_columns())
     valid = read_split(params.path("valid_split"), contract.label_columns())
     features = contract.features_for(train.columns)
-    policy = policy_from_params(params.read("threshold"))
-    options = params.read("train")
-
-    model = build_model(options)
+    model = build_model(params.read("train"))
     model.fit(encode(train, features), train[contract.target].to_numpy())
-    pin_fit_stamps(model)
     valid_scores = model.predict_proba(encode(valid, features))[:, 1]
+    rows = {"train": len(train), "valid": len(valid)}
+    return Fit(model, features, valid_scores, valid[contract.target].to_numpy(), rows)
+
+
+def fit_dask(params: Params, contract: Contract) -> Fit:
+    """engine: dask — the splits stay partitioned on the workers (pipeline/dask_train.py)."""
+    options = params.read("train")
+    require_dask_family(options["model"])
+    with dask_client(params) as client:
+        from . import dask_train  # needs the dask group, which the local engine does not
+
+        train = dask_train.read_partitions(params.path("train_split"), contract.label_columns())
+        valid = dask_train.read_partitions(params.path("valid_split"), contract.label_columns())
+        features = contract.features_for(train.columns)
+        model, train_rows = dask_train.fit_pipeline(
+            build_model(options), client, train, features, contract.target
+        )
+        valid_scores, valid_target = dask_train.scores_and_labels(
+            client, model, valid, features, contract.target
+        )
+        rows = {"train": train_rows, "valid": len(valid_target)}
+    return Fit(model, features, valid_scores, valid_target, rows)
+
+
+def run(params: Params) -> dict[str, Any]:
+    contract = Contract.from_params(params.read("contract"))
+    policy = policy_from_params(params.read("threshold"))
+    fit = fit_dask(params, contract) if engine(params) == "dask" else fit_local(params, contract)
+    pin_fit_stamps(fit.model)
     # Built once, whole: the threshold is known before the schema exists.
     schema = FeatureSchema(
-        features=features,
-        threshold=choose_threshold(valid_scores, policy, valid[contract.target].to_numpy()),
+        features=fit.features,
+        threshold=choose_threshold(fit.valid_scores, policy, fit.valid_target),
         threshold_policy=policy,
         target=contract.target,
         group_column=contract.group,
     )
-    rows = {"train": len(train), "valid": len(valid)}
-    TrainedModel(model, schema, rows).save(params.path("model_pickle"))
+    TrainedModel(fit.model, schema, fit.rows).save(params.path("model_pickle"))
     return {
-        "valid_roc_auc": float(roc_auc_score(valid[contract.target], valid_scores)),
+        "valid_roc_auc": float(roc_auc_score(fit.valid_target, fit.valid_scores)),
         "threshold": schema.threshold,
         "n_inputs": schema.n_inputs,
-        "train_rows": len(train),
+        "train_rows": fit.rows["train"],
     }
 
 

@@ -1,0 +1,248 @@
+"""``train`` on Dask (params.yaml ``engine: dask``): build_model()'s pipeline, fitted on partitions.
+
+No worker ever holds more than its own partitions, and the stage process holds only the
+validation scores (one float per row):
+
+1. each partition of the training split is encoded where it lives, by the service's own encoder
+   (``matrix.encode``), into a float32 block of the model's inputs;
+2. the imputer's medians are computed from those blocks column by column (exact: the same
+   statistics ``SimpleImputer.fit`` computes on the whole matrix);
+3. the final estimator's Dask twin (``lightgbm.DaskLGBMClassifier`` or
+   ``xgboost.dask.DaskXGBClassifier``), made with exactly the hyper-parameters build_model() gave
+   the local one (``get_params()``: one source of truth), trains on the imputed blocks;
+4. ``.to_local()`` (or XGBoost's booster) puts the plain scikit-learn estimator back in
+   build_model()'s pipeline, so the threshold, ``models/model.pkl``, evaluate, export, the ONNX
+   parity check and the service see the same kind of model as with ``engine: local``.
+
+Reproducibility: LightGBM's data-parallel learner bins features and sums histograms per
+worker, so the model depends on which rows each worker holds. Partition ``i`` of ``n`` is placed
+on worker ``i * workers // n`` (workers in address order) and the first partition's worker is
+LightGBM's rank 0, so the same data, partitions, ``dask.n_workers`` and
+``dask.threads_per_worker: 1`` give the same model bytes; another worker or partition count
+gives a slightly different (equally valid) model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+
+from ..features import Feature
+from .cluster import EngineError
+from .matrix import encode
+
+
+def read_partitions(path: Path, text_columns: Sequence[str]) -> dd.DataFrame:
+    """A prepared split (a Parquet file, or a folder of them) as a Dask frame, with the dtypes
+    ``config.read_split`` gives pandas: text columns as Python strings (Dask would make them
+    Arrow strings, whose missing value the encoder does not take)."""
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.read_parquet(path)
+    text = {column: "object" for column in text_columns if column in frame.columns}
+    return frame.astype(text) if text else frame
+
+
+def _labels(part: Any, target: str) -> np.ndarray:
+    return part[target].to_numpy(dtype="int64")
+
+
+def placed_blocks(
+    client: Any, frame: dd.DataFrame, features: Sequence[Feature], target: str
+) -> tuple[da.Array, da.Array]:
+    """The model's input matrix and the labels as Dask arrays whose block ``i`` is partition
+    ``i``, encoded on a worker chosen by its position (see the module docstring)."""
+    workers = sorted(client.scheduler_info()["workers"])
+    if frame.npartitions < len(workers):
+        # One partition per worker at least, so that every worker trains on its share.
+        frame = frame.repartition(npartitions=len(workers))
+    parts = frame.to_delayed()
+    width = sum(feature.width for feature in features)
+    matrices, labels = [], []
+    for index, part in enumerate(parts):
+        worker = workers[index * len(workers) // len(parts)]
+        matrix, label = client.compute(
+            [dask.delayed(encode)(part, features), dask.delayed(_labels)(part, target)],
+            workers=[worker],
+            allow_other_workers=False,
+        )
+        matrices.append(matrix)
+        labels.append(label)
+    sizes = client.gather(client.map(len, labels))
+    blocks = [
+        da.from_delayed(dask.delayed(matrix), shape=(size, width), dtype=np.float32)
+        for matrix, size in zip(matrices, sizes, strict=True)
+    ]
+    targets = [
+        da.from_delayed(dask.delayed(label), shape=(size,), dtype=np.int64)
+        for label, size in zip(labels, sizes, strict=True)
+    ]
+    return da.concatenate(blocks), da.concatenate(targets)
+
+
+def _nanmedian_columns(blocks: da.Array) -> np.ndarray:
+    """Each column's median over present values (NaN where none): SimpleImputer's statistic."""
+    columns = blocks.rechunk({0: -1, 1: 1})
+    with np.errstate(all="ignore"):
+        return np.asarray(da.nanmedian(columns, axis=0).compute(), dtype=np.float64)
+
+
+def fit_imputer(template: SimpleImputer, blocks: da.Array) -> SimpleImputer:
+    """``template`` (build_model()'s unfitted imputer) fitted to the medians of ``blocks``.
+
+    The median of one row is that row, so fitting on the row of medians gives the statistics
+    fitting on the whole matrix would, with the same rule for all-missing columns.
+    """
+    if template.strategy != "median" or template.add_indicator:
+        raise EngineError(
+            "engine: dask fits build_model()'s SimpleImputer(strategy='median') only: "
+            "change the imputer or set engine: local"
+        )
+    medians = _nanmedian_columns(blocks)
+    imputer = SimpleImputer(**template.get_params())
+    return imputer.fit(medians[None, :].astype(blocks.dtype))
+
+
+class _RankedClient:
+    """The client LightGBM trains through, answering ``who_has`` in the order it was asked.
+
+    LightGBM numbers its machines in the order ``Client.who_has`` lists the data parts, which
+    is the order of a set of strings, so it changes with each process's string hashing: the
+    same data would land on a different rank, giving a (slightly) different model each run.
+    Listing the parts in their own order makes partition ``0``'s worker rank 0, every run.
+    """
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def who_has(self, futures: Sequence[Any], **kwargs: Any) -> dict[Any, Any]:
+        found = self._client.who_has(futures, **kwargs)
+        return {future.key: found[future.key] for future in futures}
+
+
+# Booster parameters that describe the cluster a LightGBM model trained on (its random ports
+# among them), not the model: models/model.pkl keeps none of them, so reruns are byte-identical.
+LIGHTGBM_NETWORK = ("machines", "local_listen_port", "num_machines", "time_out")
+
+
+def _without_network(local: Any) -> Any:
+    import lightgbm
+
+    text = local.booster_.model_to_string()
+    cut = tuple(f"[{name}: " for name in LIGHTGBM_NETWORK)
+    kept = "\n".join(line for line in text.split("\n") if not line.startswith(cut))
+    local._Booster = lightgbm.Booster(model_str=kept)
+    for name in LIGHTGBM_NETWORK:
+        local._other_params.pop(name, None)
+        local.__dict__.pop(name, None)
+    # to_local() copies the fitted attributes in a set's order, and pickle writes them in the
+    # order they were set: sorted, the same model gives the same bytes.
+    attributes = sorted(local.__dict__.items())
+    local.__dict__.clear()
+    local.__dict__.update(attributes)
+    return local
+
+
+def _quiet_lightgbm() -> None:
+    """LightGBM's Dask info lines ("Finding random open ports ...") through logging, warnings
+    only: the stage prints its own summary. (The workers' "[LightGBM] [Info]" lines about
+    their network come from C++ threads that no Python logger reaches.)"""
+    import lightgbm
+
+    logger = logging.getLogger("lightgbm")
+    logger.setLevel(logging.WARNING)
+    # Every Dask fit warns so; the threads are dask.threads_per_worker, and to_local() gets
+    # build_model()'s n_jobs back.
+    if _not_n_jobs not in logger.filters:
+        logger.addFilter(_not_n_jobs)
+    lightgbm.register_logger(logger)
+
+
+def _not_n_jobs(record: logging.LogRecord) -> bool:
+    return "n_jobs will be ignored" not in record.getMessage()
+
+
+def dask_twin(estimator: Any, client: Any) -> Any:
+    """The Dask estimator of ``estimator``'s library, with its hyper-parameters."""
+    module = type(estimator).__module__.split(".")[0]
+    options = estimator.get_params()
+    if module == "lightgbm":
+        import lightgbm
+
+        _quiet_lightgbm()
+        return lightgbm.DaskLGBMClassifier(client=_RankedClient(client), **options)
+    if module == "xgboost":
+        import xgboost.dask
+
+        twin = xgboost.dask.DaskXGBClassifier(**options)
+        twin.client = client
+        return twin
+    raise EngineError(
+        f"engine: dask trains LightGBM or XGBoost, and build_model() returned "
+        f"{type(estimator).__name__}: set train.model lightgbm or xgboost, or engine: local"
+    )
+
+
+def to_local(twin: Any, estimator: Any) -> Any:
+    """The fitted Dask estimator as its library's plain scikit-learn estimator."""
+    if hasattr(twin, "to_local"):
+        local = twin.to_local()
+        local.set_params(n_jobs=estimator.get_params()["n_jobs"])
+        return _without_network(local)
+    # XGBoost's Dask estimators have no to_local: the booster is the model, and the local
+    # classifier with the same parameters scores with it exactly like the Dask one.
+    local = type(estimator)(**estimator.get_params())
+    local._Booster = twin.get_booster()
+    local.n_classes_ = twin.n_classes_
+    local.classes_ = twin.classes_
+    return local
+
+
+def fit_pipeline(
+    model: Pipeline, client: Any, frame: dd.DataFrame, features: Sequence[Feature], target: str
+) -> tuple[Pipeline, int]:
+    """Fit build_model()'s pipeline (imputer steps, then the estimator) on the partitions:
+    the fitted pipeline and the number of rows it saw."""
+    *transforms, (name, estimator) = model.steps
+    if not all(isinstance(step, SimpleImputer) for _, step in transforms):
+        raise EngineError(
+            "engine: dask fits a build_model() pipeline of SimpleImputer steps and a LightGBM or "
+            "XGBoost estimator: simplify build_model() or set engine: local"
+        )
+    matrix, labels = placed_blocks(client, frame, features, target)
+    fitted = []
+    for step_name, template in transforms:
+        imputer = fit_imputer(template, matrix)
+        matrix = matrix.map_blocks(imputer.transform, dtype=matrix.dtype)
+        fitted.append((step_name, imputer))
+    twin = dask_twin(estimator, client)
+    twin.fit(matrix, labels)
+    return Pipeline([*fitted, (name, to_local(twin, estimator))]), int(labels.shape[0])
+
+
+def _scores(part: Any, model: Pipeline, features: Sequence[Feature]) -> np.ndarray:
+    return model.predict_proba(encode(part, features))[:, 1]
+
+
+def scores_and_labels(
+    client: Any, model: Pipeline, frame: dd.DataFrame, features: Sequence[Feature], target: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted model's P(y=1) for every row, scored partition by partition on the workers,
+    and the labels: two numbers a row reach the stage process, never the rows."""
+    shipped = client.scatter(model, broadcast=True)
+    parts = frame.to_delayed()
+    scores = [dask.delayed(_scores)(part, shipped, features) for part in parts]
+    labels = [dask.delayed(_labels)(part, target) for part in parts]
+    computed = client.gather(client.compute([*scores, *labels]))
+    return np.concatenate(computed[: len(parts)]), np.concatenate(computed[len(parts) :])
