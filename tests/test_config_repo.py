@@ -279,6 +279,21 @@ def test_retrain_daskjob_in_dev_and_prod(scenario: Rendered) -> None:
         assert keys == dict.fromkeys(expected, f"{slug}/{env}/retrain")
 
 
+def test_terraform_makes_a_retrain_role_where_the_overlays_retrain(scenario: Rendered) -> None:
+    """Each AWS account's root asks the platform module for a retrain role in exactly the
+    Kubernetes environments whose overlay has the DaskJob (the ServiceAccount's annotation)."""
+    asked = []
+    for account in ("dev", "prod"):
+        main = (scenario.config / f"terraform/envs/{account}/main.tf").read_text()
+        found = re.search(r"^\s*retrain_envs\s*=\s*\[([^\]]*)\]", main, re.M)
+        assert found, account
+        asked += re.findall(r'"([a-z]+)"', found.group(1))
+    assert sorted(asked) == sorted(RETRAIN_ENVS)
+    platform = (scenario.config / "terraform/modules/platform/main.tf").read_text()
+    assert 'service_account   = "${var.project}-retrain"' in platform
+    assert 'role_name         = "${var.project}-${each.key}-retrain-irsa"' in platform
+
+
 def _daskjob_schema_errors(config: Path, doc: dict) -> list[str]:
     from jsonschema import Draft7Validator
     from referencing import Registry, Resource

