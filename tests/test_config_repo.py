@@ -180,7 +180,7 @@ def test_argocd_points_at_the_right_repo(scenario: Rendered) -> None:
     repo_root = scenario.config if scenario.separate else scenario.dev
     docs = kustomize(scenario, "argocd")
     apps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Application"}
-    assert set(apps) == {f"{slug}-{env}" for env in ENVS}
+    assert set(apps) == {f"{slug}-{env}" for env in ENVS} | {"dask-kubernetes-operator"}
     for env in ENVS:
         source = apps[f"{slug}-{env}"]["spec"]["source"]
         assert source["repoURL"] == url
@@ -191,8 +191,145 @@ def test_argocd_points_at_the_right_repo(scenario: Rendered) -> None:
             assert automated is None
         else:
             assert automated == {"prune": True, "selfHeal": True}
-    project = next(d for d in docs if d["kind"] == "AppProject")
-    assert project["spec"]["sourceRepos"] == [url]
+    projects = {d["metadata"]["name"]: d for d in docs if d["kind"] == "AppProject"}
+    assert projects[slug]["spec"]["sourceRepos"] == [url]
+    assert {"group": "kubernetes.dask.org", "kind": "DaskJob"} in projects[slug]["spec"][
+        "namespaceResourceWhitelist"
+    ]
+    # The Dask operator: a pinned chart, in a project of its own (the cluster-wide kinds an
+    # operator needs stay out of the applications' project).
+    operator = apps["dask-kubernetes-operator"]["spec"]
+    assert operator["source"] == {**operator["source"], "repoURL": "https://helm.dask.org"}
+    assert operator["source"]["chart"] == "dask-kubernetes-operator"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", operator["source"]["targetRevision"])
+    assert operator["destination"]["namespace"] == "dask-operator"
+    addons = projects[operator["project"]]["spec"]
+    assert addons["sourceRepos"] == ["https://helm.dask.org"]
+    assert [d["namespace"] for d in addons["destinations"]] == ["dask-operator"]
+    cluster_kinds = {w["kind"] for w in projects[slug]["spec"]["clusterResourceWhitelist"]}
+    assert cluster_kinds == {"Namespace"}
+
+
+# Which overlays retrain on Dask: dev (to try it on dev data) and prod (prod's data are only
+# readable from the prod account); staging shares dev's cluster and data.
+RETRAIN_ENVS = ("dev", "prod")
+
+
+def _dask_job(docs: list[dict]) -> dict | None:
+    return next((d for d in docs if d["kind"] == "DaskJob"), None)
+
+
+def test_retrain_daskjob_in_dev_and_prod(scenario: Rendered) -> None:
+    """The retrain DaskJob: in the overlays that retrain, on the dev repo's CI image, with
+    workers sized as params.yaml's dask block, its own IRSA role and the namespace's tokens."""
+    slug = scenario.answers["project_slug"]
+    ci = yaml.safe_load((scenario.dev / ".gitlab-ci.yml").read_text())["variables"]
+    ci_image = ci["PYTHON_IMAGE"].replace("${UV_VERSION}", ci["UV_VERSION"])
+    params = yaml.safe_load((scenario.dev / "params.yaml").read_text())
+    for env in ENVS:
+        docs = kustomize(scenario, f"k8s/overlays/{env}")
+        job = _dask_job(docs)
+        if env not in RETRAIN_ENVS:
+            assert job is None, f"{env} retrains: {env} should not"
+            continue
+        assert job["metadata"]["name"] == f"{slug}-retrain"
+        pods = {
+            "job": job["spec"]["job"]["spec"],
+            "scheduler": job["spec"]["cluster"]["spec"]["scheduler"]["spec"],
+            "worker": job["spec"]["cluster"]["spec"]["worker"]["spec"],
+        }
+        for part, pod in pods.items():
+            containers = pod.get("initContainers", []) + pod["containers"]
+            # One image for every pod: the CI image, so client, scheduler and workers agree.
+            assert {c["image"] for c in containers} == {ci_image}, part
+            assert pod["serviceAccountName"] == f"{slug}-retrain"
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            for c in containers:
+                sc = c["securityContext"]
+                assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+                assert sc["capabilities"]["drop"] == ["ALL"]
+        runner = pods["job"]["containers"][0]["args"][0]
+        assert "dvc repro --force" in runner and "gitops retrain-mr dvc.lock reports" in runner
+        # Workers as params.yaml's dask block describes a LocalCluster (same model bytes).
+        worker = job["spec"]["cluster"]["spec"]["worker"]
+        command = worker["spec"]["containers"][0]["command"]
+        memory_limit = command[command.index("--memory-limit") + 1]
+        settings = next(
+            d
+            for d in docs
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{slug}-retrain-settings"
+        )
+        assert int(settings["data"]["DASK_WORKERS"]) == worker["replicas"] == 2
+        assert memory_limit == "2GB"
+        assert command[command.index("--nthreads") + 1] == "1"
+        if "dask" in params:  # the dev repo's dask block (issue 18, model side)
+            assert params["dask"]["n_workers"] == worker["replicas"]
+            assert str(params["dask"]["memory_limit"]) == memory_limit
+        accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+        role = accounts[f"{slug}-retrain"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        assert role.endswith(f":role/{slug}-{env}-retrain-irsa")
+        secret = next(
+            d
+            for d in docs
+            if d["kind"] == "ExternalSecret" and d["metadata"]["name"] == f"{slug}-retrain"
+        )
+        keys = {item["secretKey"]: item["remoteRef"]["key"] for item in secret["spec"]["data"]}
+        sql = scenario.answers["data_source"] != "csv"
+        expected = {"CHECKOUT_TOKEN", "GITLAB_TOKEN"} | ({"DATA_URL"} if sql else set())
+        assert keys == dict.fromkeys(expected, f"{slug}/{env}/retrain")
+
+
+def test_terraform_makes_a_retrain_role_where_the_overlays_retrain(scenario: Rendered) -> None:
+    """Each AWS account's root asks the platform module for a retrain role in exactly the
+    Kubernetes environments whose overlay has the DaskJob (the ServiceAccount's annotation)."""
+    asked = []
+    for account in ("dev", "prod"):
+        main = (scenario.config / f"terraform/envs/{account}/main.tf").read_text()
+        found = re.search(r"^\s*retrain_envs\s*=\s*\[([^\]]*)\]", main, re.M)
+        assert found, account
+        asked += re.findall(r'"([a-z]+)"', found.group(1))
+    assert sorted(asked) == sorted(RETRAIN_ENVS)
+    platform = (scenario.config / "terraform/modules/platform/main.tf").read_text()
+    assert 'service_account   = "${var.project}-retrain"' in platform
+    assert 'role_name         = "${var.project}-${each.key}-retrain-irsa"' in platform
+
+
+def _daskjob_schema_errors(config: Path, doc: dict) -> list[str]:
+    from jsonschema import Draft7Validator
+    from referencing import Registry, Resource
+
+    schemas = config / "schemas"
+    resources = [
+        (path.relative_to(schemas).as_posix(), json.loads(path.read_text()))
+        for path in [schemas / "daskjob.json", *schemas.glob("crds/*/*.json")]
+    ]
+    registry = Registry().with_resources(
+        (uri, Resource.from_contents(body)) for uri, body in resources
+    )
+    validator = Draft7Validator(
+        json.loads((schemas / "daskjob.json").read_text()), registry=registry
+    )
+    return sorted(
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)
+    )
+
+
+def test_retrain_daskjob_matches_the_vendored_crd_schema(scenario: Rendered) -> None:
+    """The rendered DaskJob against schemas/daskjob.json (the CRD's own schema, vendored, plus
+    this repository's requirements); a typo nested deep in it fails, naming the field."""
+    job = _dask_job(kustomize(scenario, "k8s/overlays/prod"))
+    assert job is not None
+    assert _daskjob_schema_errors(scenario.config, job) == []
+    typo = json.loads(json.dumps(job))
+    worker = typo["spec"]["cluster"]["spec"]["worker"]
+    worker["replica"] = worker.pop("replicas")
+    typo["spec"]["job"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    errors = _daskjob_schema_errors(scenario.config, typo)
+    assert any(
+        "spec.cluster.spec.worker" in e and "'replica' was unexpected" in e for e in errors
+    ), errors
+    assert any("'replicas' is a required property" in e for e in errors), errors
+    assert any("'imagePullPolicyy' was unexpected" in e for e in errors), errors
 
 
 def test_terraform_uses_the_region_and_pins_providers(scenario: Rendered) -> None:
@@ -335,10 +472,12 @@ def test_config_repo_make_test_default(config_default: Rendered) -> None:
     assert re.search(r"checkov: kubernetes: [1-9]\d* passed, 0 failed", out)
     assert "including 4 custom checks from policies/checkov/" in out
     assert re.search(r"terraform: [1-9]\d* passed, 0 failed", out)
-    kinds = "AppProject, Application, ExternalSecret, PrometheusRule, ServiceMonitor"
+    kinds = "AppProject, Application, DaskJob, ExternalSecret, PrometheusRule, ServiceMonitor"
     assert re.search(rf"[1-9]\d* custom resources \({kinds}\) valid against the CRD schemas", out)
     assert "delivered as ConfigMap in dev, prod, staging" in out
     assert (config_default.config / "build/rendered/prod.yaml").is_file()
+    assert "the Dask operator's pods of dev, prod" in out  # scanned like any pod
+    assert (config_default.config / "build/rendered/prod.dask-operator.yaml").is_file()
     assert (config_default.config / "build/rules.yml").is_file()
 
 
@@ -412,6 +551,18 @@ def test_config_repo_validation_names_every_mistake(render, config_default: Rend
     # schema: typos nested deep in custom resources, which Kubernetes would silently drop
     _edit(config, "k8s/base/servicemonitor.yaml", "interval: 15s", "intervall: 15s")
     _edit(config, "k8s/overlays/dev/patches.yaml", "property: API_KEYS", "proprety: API_KEYS")
+    # the retrain DaskJob: a typo the operator would drop (schema), its settings ConfigMap given
+    # a hash suffix kustomize does not write into the DaskJob (policy), and a writable root
+    # filesystem in every pod (checkov and trivy, on the pods the operator makes of it)
+    retrain = "k8s/components/retrain"
+    _edit(config, f"{retrain}/daskjob.yaml", "        replicas: 2", "        replica: 2")
+    _edit(config, f"{retrain}/kustomization.yaml", "NameSuffixHash: true", "NameSuffixHash: false")
+    _edit(
+        config,
+        f"{retrain}/daskjob.yaml",
+        "            readOnlyRootFilesystem: true",
+        "            readOnlyRootFilesystem: false",
+    )
     # dashboards: one that no ConfigMap carries to Grafana
     board = json.loads((config / "monitoring/dashboards/model-service.json").read_text())
     (config / "monitoring/dashboards/extra.json").write_text(json.dumps({**board, "uid": "x"}))
@@ -445,6 +596,16 @@ def test_config_repo_validation_names_every_mistake(render, config_default: Rend
         "Additional properties are not allowed ('intervall' was unexpected)",
         f"dev/ExternalSecret-{slug}-api-keys.json::$.spec.data[0].remoteRef: "
         "Additional properties are not allowed ('proprety' was unexpected)",
+        f"prod/DaskJob-{slug}-retrain.json::$.spec.cluster.spec.worker: "
+        "Additional properties are not allowed ('replica' was unexpected)",
+        f"prod/DaskJob-{slug}-retrain.json::$.spec.cluster.spec.worker: "
+        "'replicas' is a required property",
+        f"prod: DaskJob/{slug}-retrain worker names ConfigMap {slug}-retrain-settings, which the "
+        "overlay does not render (a generated ConfigMap needs disableNameSuffixHash)",
+        "CKV_K8S_22 Use read-only filesystem for containers where possible — "
+        f"Deployment.{slug}-prod.{slug}-retrain-worker",
+        f"KSV014 (AVD-KSV-0014) Root file system is not read-only — prod.dask-operator.yaml: "
+        f"Container 'retrain' of Pod '{slug}-retrain-runner'",
         "ConfigMaps labelled grafana_dashboard=\"1\" do not carry ['extra.json']",
         "terraform fmt -check found unformatted files",
         "terraform/envs/scratch: var.project is not declared",

@@ -9,6 +9,9 @@ Who checks what on the rendered output (build/rendered/):
            (policies/README.md maps each rule to the check IDs)
   policy   below: the rules that relate several fields or objects, which neither scanner can
            express (a checkov YAML policy compares one attribute with a value)
+
+A DaskJob's pods are checked as the Pod and Deployments the Dask operator makes of them
+(dask_pods.py), which the render check writes beside each overlay's render.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dask_pods
 from common import (
     BUILD,
     OVERLAYS,
@@ -49,9 +53,15 @@ def check_render() -> str:
     for old in RENDERED.glob("*.yaml"):
         old.unlink()
     targets = {env: OVERLAYS / env for env in overlays()} | {"argocd": ROOT / "argocd"}
+    operator_made = []
     for name, path in targets.items():
         (RENDERED / f"{name}.yaml").write_text(run([kubectl, "kustomize", str(path)]))
-    return f"rendered {', '.join(targets)}"
+        made = dask_pods.for_render(load_all(RENDERED / f"{name}.yaml"))
+        if made:
+            write_all(RENDERED / f"{name}{dask_pods.SUFFIX}.yaml", made)
+            operator_made.append(name)
+    also = f"; the Dask operator's pods of {', '.join(operator_made)}" if operator_made else ""
+    return f"rendered {', '.join(targets)}{also}"
 
 
 def custom_resource_schemas() -> dict[str, Path]:
@@ -286,34 +296,120 @@ def _argocd_application(env: str, namespace: str, app: dict | None) -> list[str]
     return problems
 
 
-def _project_allows(env: str, docs: list[dict], projects: list[dict]) -> list[str]:
+def _project_allows(env: str, docs: list[dict], project: dict | None) -> list[str]:
+    if project is None:
+        return [f"{env}: its Argo CD Application names no AppProject of argocd/"]
     allowed = {
         (w["group"], w["kind"])
-        for p in projects
-        for w in p["spec"].get("namespaceResourceWhitelist", [])
-        + p["spec"].get("clusterResourceWhitelist", [])
+        for w in project["spec"].get("namespaceResourceWhitelist", [])
+        + project["spec"].get("clusterResourceWhitelist", [])
     }
     missing = sorted({(d["apiVersion"].rpartition("/")[0], d["kind"]) for d in docs} - allowed)
     return [
-        f"{env}: the AppProject does not allow {kind} ({group or 'core'})"
+        f"{env}: the AppProject {project['metadata']['name']} does not allow {kind} "
+        f"({group or 'core'})"
         for group, kind in missing
     ]
 
 
+def _addon_application(app: dict, projects: dict[str, dict]) -> list[str]:
+    """A Helm chart add-on: an exact chart version, and a project that allows its source and
+    destination (Argo CD would refuse the sync otherwise, on the cluster, much later)."""
+    name, src, dest = app["metadata"]["name"], app["spec"]["source"], app["spec"]["destination"]
+    problems = []
+    if not re.fullmatch(r"\d+\.\d+\.\d+", str(src.get("targetRevision", ""))):
+        problems.append(
+            f"argocd: Application/{name}: chart {src['chart']} targetRevision "
+            f"{src.get('targetRevision')!r} is not an exact version: pin one (x.y.z)"
+        )
+    project = projects.get(app["spec"]["project"])
+    if project is None:
+        return [*problems, f"argocd: Application/{name}: no AppProject {app['spec']['project']}"]
+    if src["repoURL"] not in project["spec"].get("sourceRepos", []):
+        problems.append(
+            f"argocd: Application/{name}: {src['repoURL']} not in its project's sourceRepos"
+        )
+    allowed = {
+        (d.get("server"), d.get("namespace")) for d in project["spec"].get("destinations", [])
+    }
+    if (dest.get("server"), dest.get("namespace")) not in allowed:
+        problems.append(f"argocd: Application/{name}: destination {dest} not in its project's")
+    return problems
+
+
+def _pod_specs(doc: dict) -> list[tuple[str, dict]]:
+    """(where, pod spec) of the pods a DaskJob describes."""
+    name = f"DaskJob/{doc['metadata']['name']}"
+    where = {"job": "spec.job.spec", "scheduler": "spec.cluster.spec.scheduler.spec"}
+    where["worker"] = "spec.cluster.spec.worker.spec"
+    return [(f"{name} {part}", dig(doc, path) or {}) for part, path in where.items()]
+
+
+def _dask_job_references(env: str, docs: list[dict]) -> list[str]:
+    """Every ConfigMap, Secret, claim and service account a DaskJob's pods name is in the
+    render. kustomize rewrites such names (generated suffixes, prefixes) only in kinds it
+    knows, so a reference inside a DaskJob can silently point at nothing."""
+    present = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    present |= {
+        ("Secret", dig(d, "spec.target.name")) for d in docs if d["kind"] == "ExternalSecret"
+    }
+    problems = []
+    for doc in (d for d in docs if d["kind"] == "DaskJob"):
+        for where, spec in _pod_specs(doc):
+            wanted = {("ServiceAccount", spec.get("serviceAccountName", "default"))}
+            wanted |= {
+                ("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"])
+                for v in spec.get("volumes", [])
+                if "persistentVolumeClaim" in v
+            }
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
+                for src in c.get("envFrom", []):
+                    if "configMapRef" in src:
+                        wanted.add(("ConfigMap", src["configMapRef"]["name"]))
+                    if "secretRef" in src:
+                        wanted.add(("Secret", src["secretRef"]["name"]))
+                for var in c.get("env", []):
+                    ref = dig(var, "valueFrom.secretKeyRef") or dig(
+                        var, "valueFrom.configMapKeyRef"
+                    )
+                    if ref:
+                        kind = "Secret" if "secretKeyRef" in var["valueFrom"] else "ConfigMap"
+                        wanted.add((kind, ref["name"]))
+            problems += [
+                f"{env}: {where} names {kind} {ref_name}, which the overlay does not render"
+                + (
+                    " (a generated ConfigMap needs disableNameSuffixHash)"
+                    if kind == "ConfigMap"
+                    else ""
+                )
+                for kind, ref_name in sorted(wanted - present)
+                if not (kind == "ServiceAccount" and ref_name == "default")
+            ]
+    return problems
+
+
 def check_policy() -> str:
     argocd = rendered("argocd")
-    apps = {d["metadata"]["name"]: d for d in argocd if d["kind"] == "Application"}
-    projects = [d for d in argocd if d["kind"] == "AppProject"]
+    every_app = [d for d in argocd if d["kind"] == "Application"]
+    # The environments' applications deploy an overlay of this repository; the add-ons (a
+    # Helm chart, such as the Dask operator) follow their own rules.
+    addons = [a for a in every_app if "chart" in a["spec"]["source"]]
+    apps = {a["metadata"]["name"]: a for a in every_app if a not in addons}
+    projects = {d["metadata"]["name"]: d for d in argocd if d["kind"] == "AppProject"}
     problems: list[str] = []
     hosts: dict[str, str] = {}
     for env in overlays():
         docs = rendered(env)
         namespace, found = _namespace(env, docs)
         problems += found
-        for rule in (_graceful_shutdown, _exposure, _availability, _default_deny, _own_secrets):
+        rules = (_graceful_shutdown, _exposure, _availability, _default_deny, _own_secrets)
+        for rule in (*rules, _dask_job_references):
             problems += rule(env, docs)
         problems += _release_line(env)
-        problems += _project_allows(env, docs, projects)
+        app = apps.get(namespace) if namespace is not None else None
+        problems += _project_allows(
+            env, docs, projects.get(app["spec"]["project"]) if app else None
+        )
         for ing in (d for d in docs if d["kind"] == "Ingress"):
             for rule in ing["spec"]["rules"]:
                 owner = hosts.setdefault(rule.get("host"), env)
@@ -325,8 +421,19 @@ def check_policy() -> str:
         if namespace is not None:
             problems += _argocd_application(env, namespace, apps.get(namespace))
     repo_urls = {a["spec"]["source"]["repoURL"] for a in apps.values()}
-    if len(repo_urls) != 1 or not projects or set(projects[0]["spec"]["sourceRepos"]) != repo_urls:
+    names = {a["spec"]["project"] for a in apps.values()}
+    env_project = projects.get(names.pop()) if len(names) == 1 else None
+    if (
+        len(repo_urls) != 1
+        or not env_project
+        or set(env_project["spec"]["sourceRepos"]) != repo_urls
+    ):
         problems.append(f"argocd: applications and project disagree on the repository: {repo_urls}")
+    for addon in addons:
+        problems += _addon_application(addon, projects)
     if problems:
         raise CheckFailed("\n".join(problems))
-    return f"{len(overlays())} overlays and {len(apps)} Argo CD applications follow the rules"
+    return (
+        f"{len(overlays())} overlays, {len(apps)} Argo CD applications and {len(addons)} "
+        "add-on applications follow the rules"
+    )

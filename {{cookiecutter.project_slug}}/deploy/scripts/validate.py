@@ -6,7 +6,9 @@
     python scripts/validate.py render schema checkov   # a subset
 
 Checks, in order (each module's docstring says what it leaves to which tool):
-  render      `kubectl kustomize` every overlay and argocd/ into build/rendered/
+  render      `kubectl kustomize` every overlay and argocd/ into build/rendered/, and beside
+              each overlay the Pod and Deployments the Dask operator makes of its DaskJob
+              (dask_pods.py), so the checks below see those pods too
   schema      `kubernetes-validate --strict` on the built-in kinds, `check-jsonschema` on the
               custom resources with the CRD schemas vendored in schemas/
   policy      this repository's rules that span objects or fields (prod >= 3 replicas, one

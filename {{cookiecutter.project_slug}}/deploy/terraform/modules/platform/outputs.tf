@@ -8,6 +8,11 @@ output "irsa_role_arns" {
   value       = { for env, role in module.irsa : env => role.role_arn }
 }
 
+output "retrain_role_arns" {
+  description = "Role ARN of the retrain job per Kubernetes environment that runs it: the eks.amazonaws.com/role-arn annotation of the ServiceAccount <project>-retrain in k8s/overlays/<env>/patches.yaml."
+  value       = { for env, role in module.irsa_retrain : env => role.role_arn }
+}
+
 output "ecr_repository_url" {
   description = "ECR repository for the service image."
   value       = module.ecr.repository_url

@@ -18,6 +18,29 @@ variable "k8s_envs" {
   }
 }
 
+variable "retrain_envs" {
+  description = "Kubernetes environments (of k8s_envs) that run the retrain DaskJob: each gets a role <project>-<k8s env>-retrain-irsa for the service account <project>-retrain."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for env in var.retrain_envs : contains(var.k8s_envs, env)])
+    error_message = "Every entry of retrain_envs must also be in k8s_envs (the namespaces of this cluster)."
+  }
+}
+
+variable "training_data_bucket_arns" {
+  description = "ARNs of the S3 buckets holding the training data (e.g. a Parquet lake at s3://<bucket>/<prefix>) that the retrain job reads; empty when the data come from a database or the pipeline itself."
+  type        = list(string)
+  default     = []
+}
+
+variable "training_data_kms_key_arns" {
+  description = "ARNs of the KMS keys encrypting those buckets' objects, if any (the retrain job gets kms:Decrypt on them)."
+  type        = list(string)
+  default     = []
+}
+
 variable "azs" {
   description = "Three availability zones, pinned so the subnet layout never changes by itself."
   type        = list(string)
