@@ -480,7 +480,7 @@ class RequestDecoder:
                 zeros = (0.0,) * f.width
                 runs: dict[str | None, tuple[float, ...]] = {None: zeros}
                 for j, category in enumerate(f.categories):
-                    runs[category] = zeros[:j] + (1.0,) + zeros[j + 1 :]
+                    runs[category] = (*zeros[:j], 1.0, *zeros[j + 1 :])
                 one_hot[i] = runs
         gather = operator.itemgetter(*sources) if len(sources) > 1 else _picker(sources)
         return gather, one_hot
