@@ -196,7 +196,7 @@ def main(argv: Sequence[str]) -> int:
                 n_workers=args.workers,
                 threads_per_worker=1,
                 memory_limit=args.memory_limit,
-                dashboard_address=None,
+                dashboard_address=":0",
                 silence_logs=logging.ERROR,
             ) as cluster:
                 root = project(work, lake, "dask", cluster.scheduler_address, source)

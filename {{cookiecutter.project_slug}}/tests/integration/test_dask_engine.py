@@ -65,7 +65,7 @@ def scheduler() -> Iterator[str]:
     """One two-worker LocalCluster for every stage (as a cluster the stages connect to through
     dask.scheduler): starting worker processes per stage would double the test's time."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, memory_limit="1GB", dashboard_address=None
+        n_workers=2, threads_per_worker=1, memory_limit="1GB", dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
 
