@@ -200,12 +200,10 @@ def to_local(twin: Any, estimator: Any) -> Any:
         local = twin.to_local()
         local.set_params(n_jobs=estimator.get_params()["n_jobs"])
         return _without_network(local)
-    # XGBoost's Dask estimators have no to_local: the booster is the model, and the local
-    # classifier with the same parameters scores with it exactly like the Dask one.
+    # XGBoost's Dask estimators have no to_local: the booster is the model, loaded into the
+    # local classifier with the same parameters (its documented round trip, save_raw/load_model).
     local = type(estimator)(**estimator.get_params())
-    local._Booster = twin.get_booster()
-    local.n_classes_ = twin.n_classes_
-    local.classes_ = twin.classes_
+    local.load_model(bytearray(twin.get_booster().save_raw(raw_format="ubj")))
     return local
 
 
