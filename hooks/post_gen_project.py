@@ -39,7 +39,11 @@ PRUNE_RULES: list[tuple[str, frozenset[str], tuple[str, ...]]] = [
     (
         "dvc_remote",
         frozenset({"local"}),
-        ("tests/integration/test_dvc_s3_remote.py",),
+        (
+            "tests/s3_support.py",
+            "tests/integration/test_dvc_s3_remote.py",
+            "tests/integration/test_parquet_s3.py",
+        ),
     ),
 ]
 

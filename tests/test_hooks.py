@@ -169,14 +169,18 @@ def test_every_pruned_path_exists_in_the_template():
 SQL_SUPPORT = "tests/sql_source_support.py"
 POSTGRES = {"ci/services-postgres.gitlab-ci.yml", "tests/integration/test_sql_source_postgres.py"}
 MYSQL = {"ci/services-mysql.gitlab-ci.yml", "tests/integration/test_sql_source_mysql.py"}
-S3_TEST = "tests/integration/test_dvc_s3_remote.py"
+S3_TESTS = {
+    "tests/s3_support.py",
+    "tests/integration/test_dvc_s3_remote.py",
+    "tests/integration/test_parquet_s3.py",
+}
 
 
 @pytest.mark.parametrize(
     ("answers_", "pruned"),
     [
-        ({}, {SQL_SUPPORT, *POSTGRES, *MYSQL, S3_TEST}),
-        ({"data_source": "postgres"}, {*MYSQL, S3_TEST}),
+        ({}, {SQL_SUPPORT, *POSTGRES, *MYSQL, *S3_TESTS}),
+        ({"data_source": "postgres"}, {*MYSQL, *S3_TESTS}),
         ({"data_source": "mysql", "dvc_remote": "s3"}, POSTGRES),
         ({"dvc_remote": "s3"}, {SQL_SUPPORT, *POSTGRES, *MYSQL}),
     ],

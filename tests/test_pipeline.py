@@ -223,11 +223,11 @@ def test_repro_is_fast_good_and_reproducible(installed_default: Rendered, git_id
     assert any(storage.rglob("*")), "nothing was pushed to the local remote"
     shutil.rmtree(dev / ".dvc" / "cache")
     models = ("models/model.pkl", "models/model.onnx")
-    for rel in ("data/raw/transactions.csv", "data/prepared/train.csv", *models):
+    for rel in ("data/raw/transactions.csv", "data/prepared/train.parquet", *models):
         (dev / rel).unlink()
     run([*dvc, "pull"], cwd=dev, env=env)
     assert {rel: sha256(dev / rel) for rel in models} == {rel: hashes[rel] for rel in models}
-    assert (dev / "data" / "prepared" / "train.csv").is_file()
+    assert (dev / "data" / "prepared" / "train.parquet").is_file()
     assert "Data and pipelines are up to date" in run([*dvc, "status"], cwd=dev, env=env)
     # The shipped per-directory .gitignore files already list every output: what is new for git
     # is what a team commits after a run (dvc.lock and reports/; uv.lock comes from `make setup`).

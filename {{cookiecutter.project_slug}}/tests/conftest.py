@@ -50,6 +50,13 @@ def build(root: Path, params: dict[str, Any], stages: tuple[str, ...] = STAGES) 
 
 
 @pytest.fixture(scope="session")
+def make_params() -> Callable[..., dict[str, Any]]:
+    """``make_params(**overrides)``: the small project's params (``small_params``), to write a
+    project by hand."""
+    return small_params
+
+
+@pytest.fixture(scope="session")
 def project_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``project_factory(name, stages=..., **overrides)`` → a project root with those stages run.
 

@@ -2,7 +2,7 @@
 
 Seeds a table with rows made from params.yaml's contract (loaded as `seed-db` loads a frame),
 reads it back through the loader with DATA_URL, and checks it cleans to exactly what the CSV
-source gives; then runs `prepare` on it.
+source gives; then runs `prepare` on it, streamed in chunks smaller than the table.
 ``tests/integration/test_sql_source_<engine>.py`` runs them for the project's engine by
 subclassing ``SqlSourceChecks`` with the server's name and URL. Skipped, with the reason, only
 when no server answers at the URL (`TEST_DATABASE_URL` overrides it; the tests never read
@@ -11,6 +11,7 @@ DATA_URL, so they never touch a real data source).
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,16 +22,19 @@ import sqlalchemy as sa
 import yaml
 
 from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.config import read_split
 from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
 from {{ cookiecutter.package_name }}.data.contract import Contract
 from {{ cookiecutter.package_name }}.data.sample import sample
 from {{ cookiecutter.package_name }}.data.seed_db import seed
-from {{ cookiecutter.package_name }}.data.sources import DataSourceError, load_raw, read_csv
+from {{ cookiecutter.package_name }}.data.sources import DataSourceError, iter_raw, load_raw, read_csv
+from {{ cookiecutter.package_name }}.pipeline.splits import SPLITS
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 CONTRACT = Contract.from_params({**PARAMS["contract"], "min_rows": 100})
 ROWS = 600
+CHUNK = 64  # rows per chunk when the table is streamed: ROWS is several chunks
 
 
 class SqlSourceChecks:
@@ -70,17 +74,60 @@ class SqlSourceChecks:
             clean_frame(from_sql, CONTRACT), clean_frame(from_csv, CONTRACT), check_dtype=False
         )
 
-    def test_prepare_stage_reads_the_table(self, table: str, tmp_path: Path, monkeypatch) -> None:
+    def test_prepare_streams_the_table_in_chunks_to_the_same_splits(
+        self, table: str, tmp_path: Path, monkeypatch
+    ) -> None:
+        """A table larger than a chunk streams through the server-side cursor, CHUNK rows at a
+        time, and gives byte for byte the splits of reading it in one chunk."""
         monkeypatch.setenv("DATA_URL", self.url)
-        params = {**PARAMS, "data": {**PARAMS["data"], "source": "sql", "table": table}}
-        params["contract"] = {**PARAMS["contract"], "min_rows": 100}
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-        assert cli.main(["prepare", "--root", str(tmp_path)]) == 0
-        sizes = [
-            len(pd.read_csv(tmp_path / "data" / "prepared" / f"{s}.csv"))
-            for s in ("train", "valid", "test")
-        ]
-        assert sum(sizes) == ROWS
+        chunks = list(iter_raw("sql", CONTRACT, table=table, chunk_rows=CHUNK))
+        assert [len(chunk) for chunk in chunks] == [CHUNK] * (ROWS // CHUNK) + [ROWS % CHUNK]
+        splits = {}
+        for chunk_rows in (CHUNK, 10 * ROWS):
+            root = tmp_path / str(chunk_rows)
+            data = {**PARAMS["data"], "source": "sql", "table": table, "chunk_rows": chunk_rows}
+            params = {**PARAMS, "data": data, "contract": {**PARAMS["contract"], "min_rows": 100}}
+            root.mkdir()
+            (root / "params.yaml").write_text(yaml.safe_dump(params))
+            assert cli.main(["prepare", "--root", str(root)]) == 0
+            splits[chunk_rows] = [
+                (root / params["paths"][f"{name}_split"]).read_bytes() for name in SPLITS
+            ]
+            labels = CONTRACT.label_columns()
+            sizes = [len(read_split(root / params["paths"][f"{n}_split"], labels)) for n in SPLITS]
+            assert sum(sizes) == ROWS
+        assert splits[CHUNK] == splits[10 * ROWS]
+
+    @pytest.mark.skipif(
+        importlib.util.find_spec("distributed") is None, reason="the dask group is not installed"
+    )
+    def test_the_dask_engine_reads_the_table_in_id_ranges_to_the_same_splits(
+        self, table: str, tmp_path: Path, monkeypatch
+    ) -> None:
+        from distributed import LocalCluster
+
+        if not CONTRACT.id:
+            pytest.skip("engine: dask reads a table in ranges of its id, and the contract has none")
+        monkeypatch.setenv("DATA_URL", self.url)
+        data = {**PARAMS["data"], "source": "sql", "table": table}
+        params = {**PARAMS, "data": data, "contract": {**PARAMS["contract"], "min_rows": 100}}
+        splits = {}
+        in_process = {"processes": False, "dashboard_address": ":0"}
+        with LocalCluster(n_workers=2, threads_per_worker=1, **in_process) as cluster:
+            dask = {**PARAMS["dask"], "scheduler": cluster.scheduler_address, "partition_rows": 200}
+            for engine in ("local", "dask"):
+                root = tmp_path / engine
+                root.mkdir()
+                run = {**params, "engine": engine, "dask": dask}
+                (root / "params.yaml").write_text(yaml.safe_dump(run))
+                assert cli.main(["prepare", "--root", str(root)]) == 0
+                labels = CONTRACT.label_columns()
+                splits[engine] = {
+                    n: read_split(root / params["paths"][f"{n}_split"], labels) for n in SPLITS
+                }
+        for name in SPLITS:
+            frame = splits["dask"][name].sort_values(CONTRACT.id).reset_index(drop=True)
+            pd.testing.assert_frame_equal(frame, splits["local"][name])
 
     def test_missing_table_and_missing_url_are_clear_errors(self, table: str, monkeypatch) -> None:
         monkeypatch.setenv("DATA_URL", self.url)

@@ -7,65 +7,23 @@ the local moto server (in .dvc/config.local, as a developer would for a test end
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+
+from s3_support import REGION, aws_env, endpoint  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BUCKET = "{{ cookiecutter.project_slug }}-dev-dvc-123456789012"
-REGION = "{{ cookiecutter.aws_region }}"
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "NO_PROXY": "127.0.0.1",
-        "DVC_NO_ANALYTICS": "1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    for key in (
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-    ):
-        monkeypatch.delenv(key, raising=False)
-    return dict(os.environ)
 
 
 def make_target_commands(target: str, bucket: str) -> list[list[str]]:
@@ -93,7 +51,9 @@ def dvc(*args: str, cwd: Path, env: dict[str, str]) -> str:
 
 
 def test_push_and_pull_through_the_s3_remote(
-    endpoint: str, aws_env: dict[str, str], tmp_path: Path
+    endpoint: str,  # noqa: F811 (the fixture imported from s3_support)
+    aws_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})

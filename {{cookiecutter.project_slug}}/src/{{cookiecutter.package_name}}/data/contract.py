@@ -153,8 +153,8 @@ class Contract:
 Example = tuple[Any, int]  # a value and the row it is in
 
 
-def _first(values: pd.Series, mask: pd.Series) -> Example | None:
-    hits = np.flatnonzero(mask.to_numpy(dtype=bool))
+def _first(values: pd.Series, mask: Any) -> Example | None:
+    hits = np.flatnonzero(np.asarray(mask, dtype=bool))
     if not len(hits):
         return None
     value = values.iloc[int(hits[0])]
@@ -247,27 +247,35 @@ def observe(frame: pd.DataFrame, contract: Contract) -> Observation:
         found["group_missing"] = int(group.isna().sum())
         if contract.groups:
             found["group_bad"] = _first(group, group.notna() & ~group.isin(contract.groups))
-    missing, bad_category, not_numeric, infinite, outside = {}, {}, {}, {}, {}
-    for column in contract.feature_columns(columns):
+    features = contract.feature_columns(columns)
+    # Whole-frame operations where they can be: a chunk's cost must not grow with its columns.
+    missing = {c: int(n) for c, n in frame[features].isna().sum().items()} if features else {}
+    bad_category, not_numeric, infinite, outside = {}, {}, {}, {}
+    numeric = []
+    for column in features:
         values = frame[column]
-        missing[column] = int(values.isna().sum())
         if contract.kind(column) == "categorical":
             bad = values.notna() & ~values.isin(contract.categorical[column])
             if (example := _first(values, bad)) is not None:
                 bad_category[column] = example
-            continue
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        elif not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             not_numeric[column] = str(values.dtype)
-            continue
-        numbers = values.astype("float64")
-        if (example := _first(values, np.isinf(numbers))) is not None:
-            infinite[column] = example
+        else:
+            numeric.append(column)
+    numbers = frame[numeric].to_numpy(dtype="float64") if numeric else np.empty((len(frame), 0))
+    infinite_cells = np.isinf(numbers)
+    for position in np.flatnonzero(infinite_cells.any(axis=0)):
+        column = numeric[position]
+        infinite[column] = _first(frame[column], infinite_cells[:, position])
+    for position, column in enumerate(numeric):
         low, high = contract.ranges.get(column, (None, None))
         if low is not None or high is not None:
+            cells = numbers[:, position]
             low_v = -math.inf if low is None else low
             high_v = math.inf if high is None else high
-            beyond = numbers.notna() & ((numbers < low_v) | (numbers > high_v))
-            if (example := _first(values, beyond)) is not None:
+            with np.errstate(invalid="ignore"):
+                beyond = ~np.isnan(cells) & ((cells < low_v) | (cells > high_v))
+            if (example := _first(frame[column], beyond)) is not None:
                 outside[column] = (int(beyond.sum()), example)
     return Observation(
         **found,

@@ -1,8 +1,8 @@
 """The raw data as a ``dask.dataframe`` for ``engine: dask``: the same sources as ``sources.py``,
 read partition by partition on the workers instead of chunk by chunk in one process.
 
-- parquet: ``dd.read_parquet`` with the very columns and filters of ``lake.plan`` (one partition
-  per file, in the order the local engine reads them);
+- parquet: one partition per file of ``lake.plan`` (the very columns, filters and file order
+  the local engine reads);
 - csv: ``dd.read_csv``, blocks of about ``dask.partition_rows`` rows, the text columns as text;
 - sql: ``dd.read_sql_table``, ranges of the contract's id of about ``dask.partition_rows`` rows
   each, every range queried by a worker (so the id column is required), each in id order.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract import Contract
-from .lake import plan
+from .lake import plan, read_file
 from .sources import SOURCES, DataSourceError, data_url, redact
 
 # Bytes sampled from the head of a CSV file to estimate its row length.
@@ -82,11 +82,17 @@ def read(
         raise DataSourceError(f"data.source is {source} but data.path is not set")
     if source == "parquet":
         chosen = plan(location, contract, partitions)
-        return dd.read_parquet(
-            chosen.path,
-            columns=chosen.columns,
-            filters=chosen.filters or None,
-            filesystem=chosen.filesystem or "arrow",
+        if not chosen.files:
+            return dd.from_pandas(chosen.empty(contract), npartitions=1)
+        # One partition per file, in sorted order: dd.read_parquet may combine small files and
+        # lists them in the filesystem's order, and the rows must count as on the local engine.
+        return dd.from_map(
+            read_file,
+            list(chosen.files),
+            chosen=chosen,
+            contract=contract,
+            meta=chosen.empty(contract),
+            enforce_metadata=False,
         )
     if not isinstance(location, Path) or not location.is_file():
         raise DataSourceError(f"{location} does not exist or is not a local file: check data.path")

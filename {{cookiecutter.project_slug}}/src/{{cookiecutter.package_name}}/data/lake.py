@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,17 +92,56 @@ def check_partitions(partitions: Any) -> list[tuple[str, str, Any]]:
 
 @dataclass(frozen=True)
 class ReadPlan:
-    """What to read from the dataset: where, which columns, which rows."""
+    """What to read from the dataset: where, which files (sorted, the partitions the filters
+    keep), which columns, which rows. Picklable: the ``dask`` engine ships it to its workers."""
 
     path: str
     filesystem: Any
-    columns: list[str]
-    filters: list[tuple[str, str, Any]]
+    files: tuple[str, ...]
+    columns: tuple[str, ...]
+    filters: tuple[tuple[str, str, Any], ...]
+    schema: Any  # the columns' Arrow types
 
     def expression(self) -> Any:
         import pyarrow.parquet as pq
 
-        return pq.filters_to_expression(self.filters) if self.filters else None
+        return pq.filters_to_expression(list(self.filters)) if self.filters else None
+
+    def dataset(self, files: Sequence[str]) -> Any:
+        """``files`` of the plan as a dataset that still knows their Hive partition values."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset(
+            list(files),
+            filesystem=self.filesystem,
+            format="parquet",
+            partitioning="hive",
+            partition_base_dir=self.path,
+        )
+
+    def read(self, files: Sequence[str], contract: Contract, batch_rows: int) -> Iterator[Any]:
+        """The plan's rows of ``files`` in their order, as raw frames of at most
+        ``batch_rows`` rows."""
+        if not files:
+            return
+        batches = self.dataset(files).to_batches(
+            columns=list(self.columns), filter=self.expression(), batch_size=batch_rows
+        )
+        for batch in batches:
+            if batch.num_rows:
+                yield as_raw_text(batch.to_pandas(), contract)
+
+    def empty(self, contract: Contract) -> pd.DataFrame:
+        """No rows, the plan's columns and types: what the contract sees when no row is kept."""
+        return as_raw_text(self.schema.empty_table().to_pandas(), contract)
+
+
+def read_file(path: str, chosen: ReadPlan, contract: Contract) -> pd.DataFrame:
+    """One file's selected rows and columns: a partition of the ``dask`` engine."""
+    table = chosen.dataset([path]).to_table(
+        columns=list(chosen.columns), filter=chosen.expression()
+    )
+    return as_raw_text(table.to_pandas(), contract)
 
 
 def _dataset(where: Path | str) -> Any:
@@ -126,6 +165,8 @@ def _dataset(where: Path | str) -> Any:
 
 def plan(where: Path | str, contract: Contract, partitions: Any) -> ReadPlan:
     """Open the dataset's metadata, choose the contract's columns, check the filters on it."""
+    import pyarrow as pa
+
     dataset = _dataset(where)
     fragments = list(dataset.get_fragments())
     if not fragments:
@@ -150,8 +191,10 @@ def plan(where: Path | str, contract: Contract, partitions: Any) -> ReadPlan:
             f"(partition columns: {sorted(from_folders)}; columns: {names[:8]}...)"
         )
     fs, path = filesystem(where)
-    chosen = ReadPlan(path, fs, [n for n in names if wanted(n)], filters)
-    expression = chosen.expression()
+    columns = tuple(n for n in names if wanted(n))
+    schema = pa.schema([dataset.schema.field(name) for name in columns])
+    unchecked = ReadPlan(path, fs, (), columns, tuple(filters), schema)
+    expression = unchecked.expression()
     if expression is not None:
         try:  # types are checked when the filter meets the schema: do it now, on no rows
             dataset.schema.empty_table().filter(expression)
@@ -160,27 +203,21 @@ def plan(where: Path | str, contract: Contract, partitions: Any) -> ReadPlan:
                 f"data.partitions {[list(f) for f in filters]} do not apply to {where}: {exc}; "
                 f"quote values that are text (a dt=2024-06-01 folder is the string '2024-06-01')"
             ) from None
-    return chosen
+        # Partitions the filters rule out by their folder names are never opened.
+        fragments = list(dataset.get_fragments(filter=expression))
+    files = tuple(sorted(fragment.path for fragment in fragments))
+    return ReadPlan(path, fs, files, columns, tuple(filters), schema)
 
 
 def iter_frames(
     where: Path | str, contract: Contract, partitions: Any, chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
-    """The dataset's selected rows and columns, in batches of at most ``chunk_rows`` rows, in
-    the order of its files (sorted paths), as the ``dask`` engine reads its partitions."""
-    import pyarrow.dataset as ds
-
+    """The dataset's selected rows and columns, in batches of at most ``chunk_rows`` rows, file
+    by file in sorted order, as the ``dask`` engine reads its partitions."""
     chosen = plan(where, contract, partitions)
-    dataset = ds.dataset(
-        chosen.path, filesystem=chosen.filesystem, format="parquet", partitioning="hive"
-    )
-    batches = dataset.to_batches(
-        columns=chosen.columns, filter=chosen.expression(), batch_size=chunk_rows
-    )
     empty = True
-    for batch in batches:
-        if batch.num_rows:
-            empty = False
-            yield as_raw_text(batch.to_pandas(), contract)
+    for frame in chosen.read(chosen.files, contract, chunk_rows):
+        empty = False
+        yield frame
     if empty:  # no row passed the filters: the columns still tell the contract what is there
-        yield as_raw_text(dataset.schema.empty_table().select(chosen.columns).to_pandas(), contract)
+        yield chosen.empty(contract)

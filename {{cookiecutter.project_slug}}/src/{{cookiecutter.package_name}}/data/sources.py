@@ -49,13 +49,8 @@ def redact(url: str) -> str:
 
 
 def read_csv(path: Path, contract: Contract) -> pd.DataFrame:
-    if not path.exists():
-        raise DataSourceError(
-            f"{path} does not exist: check data.path in params.yaml (`dvc pull` fetches a "
-            "DVC-tracked file; `dvc repro` writes the synthetic one)"
-        )
-    text = dict.fromkeys(contract.text_columns(), "object")
-    return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
+    """The whole CSV file as ``prepare`` reads it, in one frame (tests, notebooks)."""
+    return pd.concat(list(_csv_chunks(path, contract, CHUNK_ROWS)), ignore_index=True)
 
 
 def as_raw_text(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -67,9 +62,10 @@ def as_raw_text(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     return frame
 
 
-# Chunked readers: a table larger than memory goes through one chunk (a DataFrame) at a time.
-# Every value arrives as text or as the source's own type, never guessed by pandas: only empty
-# cells (CSV) and NULL (SQL) are missing, so "NA" or "None" stay values for the caller to judge.
+# Chunked readers (`contract init`; `iter_sql` serves `prepare` too): a table larger than memory
+# goes through one chunk (a DataFrame) at a time. Every value arrives as text or as the source's
+# own type, never guessed by pandas: only empty cells (CSV) and NULL (SQL) are missing, so "NA"
+# or "None" stay values for the caller to judge.
 
 
 def iter_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
@@ -139,6 +135,10 @@ def iter_chunks(
     if path.suffix.lower() in PARQUET_SUFFIXES or path.is_dir():
         return iter_parquet(path, chunk_rows)
     return iter_csv(path, chunk_rows)
+
+
+# The readers of `prepare`: chunks typed as the source types them (numbers as numbers), only the
+# contract's text columns as text, for cleaning to parse.
 
 
 def iter_raw(

@@ -5,10 +5,11 @@ Every partition is cleaned, observed for the contract, conformed and split by
 writes its partition's rows of each split as one Parquet file into a staging folder beside the
 split, and hands back only its ``Observation`` and row counts. The client adds the observations
 up in partition order (so the rows in the messages count from the source's first row, as on the
-local engine), asks for the id's repeats across partitions (``value_counts``, a reduction, not a
-shuffle), and publishes the staging folders as the splits only if the contract passes: a folder
-per split, ``data/prepared/train.parquet/part-000000.parquet`` ..., which ``config.read_split``
-reads like the local engine's single file. No partition's rows ever travel to the client.
+local engine), asks for the ids that repeat across partitions (``value_counts``: only the id
+column moves between workers, hashed), and publishes the staging folders as the splits only if
+the contract passes: a folder per split, ``data/prepared/train.parquet/part-000000.parquet`` ...,
+which ``config.read_split`` reads like the local engine's single file. No partition's rows
+ever travel to the client.
 
 The workers write to the splits' folders, so with a remote scheduler those paths must be on
 storage the workers share with the stage (a volume mounted in every pod).

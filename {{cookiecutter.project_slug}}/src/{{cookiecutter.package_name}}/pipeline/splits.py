@@ -85,20 +85,20 @@ def conform(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """One dtype per column whatever the chunk held (an all-missing chunk, whole numbers):
     features as float64, categories and the group as text, a clean target as int64. A column
     that cannot conform is left for the contract to report."""
-    out = frame.copy()
-    for column in contract.feature_columns(out.columns):
-        if contract.kind(column) == "categorical":
+    dtypes: dict[str, str] = {}
+    for column in contract.feature_columns(frame.columns):
+        values = frame[column]
+        if contract.kind(column) == "categorical" or values.dtype == "float64":
             continue
-        values = out[column]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            out[column] = values.astype("float64")
+            dtypes[column] = "float64"
     for column in contract.label_columns():
-        if column in out:
-            out[column] = out[column].astype("object")
-    target = out.get(contract.target)
-    if target is not None and pd.api.types.is_integer_dtype(target):
-        out[contract.target] = target.astype("int64")
-    return out
+        if column in frame and frame[column].dtype != "object":
+            dtypes[column] = "object"
+    target = frame.get(contract.target)
+    if target is not None and pd.api.types.is_integer_dtype(target) and target.dtype != "int64":
+        dtypes[contract.target] = "int64"
+    return frame.astype(dtypes) if dtypes else frame
 
 
 @dataclass(frozen=True)
