@@ -82,7 +82,9 @@ class Placed:
             matrix, label = client.compute(
                 [dask.delayed(encode)(part, features), dask.delayed(_labels)(part, target)],
                 workers=[worker],
-                allow_other_workers=False,
+                # Loose: the chosen worker while it lives; another if Dask restarts it (past
+                # dask.memory_limit), instead of waiting forever for an address that is gone.
+                allow_other_workers=True,
             )
             matrices.append(matrix)
             labels.append(label)
@@ -94,7 +96,7 @@ class Placed:
         """Every block through ``transform`` on its own worker. The old blocks are released as
         their new ones are made, so a worker holds one copy of its share, not two."""
         matrices = [
-            client.submit(transform, matrix, workers=[worker], allow_other_workers=False)
+            client.submit(transform, matrix, workers=[worker], allow_other_workers=True)
             for matrix, worker in zip(self.matrices, self.workers, strict=True)
         ]
         return Placed(self.workers, matrices, self.labels, self.sizes, self.width)
