@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": (".pipeline.export", "DVC stage: ONNX model + feature schema, with a parity check"),
     "serve": (".serving.server", "run the prediction service on $HOST:$PORT"),
     "bench": (".bench", "benchmark the pipeline and the service side by side"),
+    "bench-train": (".bench_train", "prepare + train on N rows with each engine: time, memory"),
     "drift": (".monitoring.drift", "PSI drift report; triggers the retrain pipeline on drift"),
     "report": (".ci.report", "CI: merge-request report (metrics/params/plots diff, fairness)"),
     "promotion-gate": (

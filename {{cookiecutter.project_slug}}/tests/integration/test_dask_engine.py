@@ -1,6 +1,6 @@
 """``engine: dask`` end to end on a two-worker LocalCluster, against the local engine.
 
-A Hive-partitioned Parquet dataset (rows made from the contract, one folder per ``part=``) goes
+A Hive-partitioned Parquet dataset (rows made from the contract, one folder per ``lake_part=``) goes
 through prepare → train → evaluate → export with each engine, the stage commands as DVC runs
 them; the Dask-trained model is then served (the service's ASGI app) and answers one record.
 Both engines split the same rows (a hash of the id), so their test metrics compare directly:
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.integration
 distributed = pytest.importorskip("distributed", reason="the dask group is not installed")
 
 ROWS = 20_000
-PARTITIONS = 4  # Hive folders part=0 ... part=3: four partitions, two per worker
+PARTITIONS = 4  # Hive folders lake_part=0 ... lake_part=3: four partitions, two per worker
 TREES = 60  # enough for a stable comparison, few enough to keep the test short
 ROC_AUC_TOLERANCE = 0.02
 STAGES = ("prepare", "train", "evaluate", "export")
@@ -65,7 +65,7 @@ def scheduler() -> Iterator[str]:
     """One two-worker LocalCluster for every stage (as a cluster the stages connect to through
     dask.scheduler): starting worker processes per stage would double the test's time."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, memory_limit="1GB", dashboard_address=None
+        n_workers=2, threads_per_worker=1, memory_limit="1GB", dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
 
@@ -78,9 +78,9 @@ def lake(project_factory: Callable[..., Path]) -> Path:
 
     root = project_factory("lake", ("sample-data",), data__n_rows=ROWS, data__path="rows.csv")
     rows = pd.read_csv(root / "rows.csv", dtype=str, keep_default_na=False, na_values=[""])
-    rows["part"] = [str(i % PARTITIONS) for i in range(len(rows))]
+    rows["lake_part"] = [str(i % PARTITIONS) for i in range(len(rows))]
     dataset = root / "transactions"
-    pq.write_to_dataset(pa.Table.from_pandas(rows, preserve_index=False), dataset, ["part"])
+    pq.write_to_dataset(pa.Table.from_pandas(rows, preserve_index=False), dataset, ["lake_part"])
     return dataset
 
 

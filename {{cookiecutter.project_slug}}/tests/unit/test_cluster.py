@@ -61,8 +61,11 @@ def test_a_missing_dask_group_says_what_to_install(monkeypatch: pytest.MonkeyPat
         pass
 
 
-def test_an_empty_scheduler_starts_a_local_cluster_sized_from_params() -> None:
+def test_an_empty_scheduler_starts_a_local_cluster_sized_from_params(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pytest.importorskip("distributed", reason="the dask group is not in default-groups")
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     with cluster.dask_client(params()) as client:
         workers = client.scheduler_info()["workers"].values()
         assert len(workers) == DASK_BLOCK["n_workers"]
@@ -71,22 +74,34 @@ def test_an_empty_scheduler_starts_a_local_cluster_sized_from_params() -> None:
         assert client.submit(sum, [1, 2, 3]).result() == 6
 
 
-def test_an_address_connects_to_that_scheduler() -> None:
+def test_an_address_connects_to_that_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
     distributed = pytest.importorskip("distributed", reason="the dask group is not installed")
-    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as running:
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as running:
         settings = {**DASK_BLOCK, "scheduler": running.scheduler_address}
         with cluster.dask_client(params(dask=settings)) as client:
             assert client.scheduler.address == running.scheduler_address
             assert client.submit(len, "abc").result() == 3
 
 
+def test_the_environment_names_the_scheduler_before_params(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DaskJob's job pod has DASK_SCHEDULER_ADDRESS: it wins over dask.scheduler."""
+    distributed = pytest.importorskip("distributed", reason="the dask group is not installed")
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as running:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", running.scheduler_address)
+        settings = {**DASK_BLOCK, "scheduler": "tcp://127.0.0.1:9"}
+        with cluster.dask_client(params(dask=settings)) as client:
+            assert client.scheduler.address == running.scheduler_address
+
+
 def test_an_unreachable_scheduler_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("distributed", reason="the dask group is not installed")
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
     # Port 9 (discard) on localhost: nothing listens there.
     settings = {**DASK_BLOCK, "scheduler": "tcp://127.0.0.1:9"}
     with (
-        pytest.raises(UserError, match=r"cannot reach the Dask scheduler.*127.0.0.1:9"),
+        pytest.raises(UserError, match=r"cannot reach the Dask scheduler at dask.scheduler.*:9"),
         cluster.dask_client(params(dask=settings)),
     ):
         pass

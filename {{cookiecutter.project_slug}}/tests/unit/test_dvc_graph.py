@@ -50,6 +50,7 @@ LAYERS = {
     "bench": (3, "tools"),
     "bench_naive": (3, "tools"),
     "bench_baselines": (3, "tools"),
+    "bench_train": (3, "tools"),
     "ci": (3, "tools"),
 }
 # Never on the request path (the service's speed and image size depend on it).

@@ -6,7 +6,9 @@ machine's memory). The ``dask:`` block says which cluster: an empty ``scheduler`
 ``LocalCluster`` of ``n_workers`` processes, each with ``threads_per_worker`` threads and at
 most ``memory_limit`` of memory (Dask pauses, then restarts a worker past it); an address such
 as ``tcp://dask-scheduler:8786`` (the Dask Kubernetes operator's scheduler service) connects to
-that cluster instead.
+that cluster instead. ``DASK_SCHEDULER_ADDRESS`` in the environment (Dask's own variable, which
+the Dask Kubernetes operator sets in a ``DaskJob``'s job pod) overrides ``dask.scheduler``: the
+deployment knows where its cluster is, the params say how to train.
 
 Dask is an optional dependency group (``dask`` in pyproject.toml): this module imports it only
 inside ``dask_client``, so the local engine never needs it.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ ENGINES = ("local", "dask")
 # The families whose library trains on Dask natively and hands back its local estimator:
 # lightgbm.DaskLGBMClassifier and xgboost.dask.DaskXGBClassifier (both have `.to_local()`).
 DASK_MODEL_FAMILIES = ("lightgbm", "xgboost")
+# Dask's own variable for "the scheduler to use"; a DaskJob's job pod has it.
+SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 # Seconds to reach a remote scheduler before giving up: long enough for a cold Kubernetes
 # service, short enough that a wrong address fails the stage instead of hanging it.
 CONNECT_TIMEOUT = 30
@@ -118,13 +123,16 @@ def dask_client(params: Params) -> Iterator[Any]:
     shut down) on exit."""
     settings = DaskSettings.from_params(params.read("dask"))
     distributed = require_dask()
-    if settings.scheduler:
+    from_environment = os.environ.get(SCHEDULER_VARIABLE, "").strip()
+    address = from_environment or settings.scheduler
+    if address:
+        where = SCHEDULER_VARIABLE if from_environment else "dask.scheduler"
         try:
-            client = distributed.Client(settings.scheduler, timeout=CONNECT_TIMEOUT)
+            client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise EngineError(
-                f"cannot reach the Dask scheduler at dask.scheduler {settings.scheduler!r} "
-                f"({exc}): check the address, or leave it empty for a local cluster"
+                f"cannot reach the Dask scheduler at {where} {address!r} ({exc}): check the "
+                "address, or leave it empty for a local cluster"
             ) from None
         with client:
             yield client
@@ -134,8 +142,9 @@ def dask_client(params: Params) -> Iterator[Any]:
         threads_per_worker=settings.threads_per_worker,
         memory_limit=settings.memory_limit,
         processes=True,
-        # No dashboard: its fixed port (8787) clashes between projects on a shared machine.
-        dashboard_address=None,
+        # The HTTP server (dashboard, health, metrics) on a free port: Dask's fixed 8787 clashes
+        # between projects on a shared machine (and None still tries 8787, then warns).
+        dashboard_address=":0",
         silence_logs=logging.ERROR,
     )
     with cluster, distributed.Client(cluster) as client:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,37 +56,62 @@ def _labels(part: Any, target: str) -> np.ndarray:
     return part[target].to_numpy(dtype="int64")
 
 
-def placed_blocks(
-    client: Any, frame: dd.DataFrame, features: Sequence[Feature], target: str
-) -> tuple[da.Array, da.Array]:
-    """The model's input matrix and the labels as Dask arrays whose block ``i`` is partition
-    ``i``, encoded on a worker chosen by its position (see the module docstring)."""
-    workers = sorted(client.scheduler_info()["workers"])
-    if frame.npartitions < len(workers):
-        # One partition per worker at least, so that every worker trains on its share.
-        frame = frame.repartition(npartitions=len(workers))
-    parts = frame.to_delayed()
-    width = sum(feature.width for feature in features)
-    matrices, labels = [], []
-    for index, part in enumerate(parts):
-        worker = workers[index * len(workers) // len(parts)]
-        matrix, label = client.compute(
-            [dask.delayed(encode)(part, features), dask.delayed(_labels)(part, target)],
-            workers=[worker],
-            allow_other_workers=False,
-        )
-        matrices.append(matrix)
-        labels.append(label)
-    sizes = client.gather(client.map(len, labels))
-    blocks = [
-        da.from_delayed(dask.delayed(matrix), shape=(size, width), dtype=np.float32)
-        for matrix, size in zip(matrices, sizes, strict=True)
-    ]
-    targets = [
-        da.from_delayed(dask.delayed(label), shape=(size,), dtype=np.int64)
-        for label, size in zip(labels, sizes, strict=True)
-    ]
-    return da.concatenate(blocks), da.concatenate(targets)
+@dataclass
+class Placed:
+    """The training split on the workers: partition ``i``'s input block and labels (futures),
+    pinned to the worker its position chooses (see the module docstring), and its row count."""
+
+    workers: list[str]
+    matrices: list[Any]
+    labels: list[Any]
+    sizes: list[int]
+    width: int
+
+    @classmethod
+    def encode(
+        cls, client: Any, frame: dd.DataFrame, features: Sequence[Feature], target: str
+    ) -> Placed:
+        addresses = sorted(client.scheduler_info()["workers"])
+        if frame.npartitions < len(addresses):
+            # One partition per worker at least, so that every worker trains on its share.
+            frame = frame.repartition(npartitions=len(addresses))
+        parts = frame.to_delayed()
+        workers = [addresses[i * len(addresses) // len(parts)] for i in range(len(parts))]
+        matrices, labels = [], []
+        for part, worker in zip(parts, workers, strict=True):
+            matrix, label = client.compute(
+                [dask.delayed(encode)(part, features), dask.delayed(_labels)(part, target)],
+                workers=[worker],
+                # Loose: the chosen worker while it lives; another if Dask restarts it (past
+                # dask.memory_limit), instead of waiting forever for an address that is gone.
+                allow_other_workers=True,
+            )
+            matrices.append(matrix)
+            labels.append(label)
+        sizes = client.gather(client.map(len, labels))
+        width = sum(feature.width for feature in features)
+        return cls(workers, matrices, labels, sizes, width)
+
+    def transformed(self, client: Any, transform: Any) -> Placed:
+        """Every block through ``transform`` on its own worker. The old blocks are released as
+        their new ones are made, so a worker holds one copy of its share, not two."""
+        matrices = [
+            client.submit(transform, matrix, workers=[worker], allow_other_workers=True)
+            for matrix, worker in zip(self.matrices, self.workers, strict=True)
+        ]
+        return Placed(self.workers, matrices, self.labels, self.sizes, self.width)
+
+    def arrays(self) -> tuple[da.Array, da.Array]:
+        """The input matrix and the labels as Dask arrays, block ``i`` = partition ``i``."""
+        blocks = [
+            da.from_delayed(dask.delayed(matrix), shape=(size, self.width), dtype=np.float32)
+            for matrix, size in zip(self.matrices, self.sizes, strict=True)
+        ]
+        targets = [
+            da.from_delayed(dask.delayed(label), shape=(size,), dtype=np.int64)
+            for label, size in zip(self.labels, self.sizes, strict=True)
+        ]
+        return da.concatenate(blocks), da.concatenate(targets)
 
 
 def _nanmedian_columns(blocks: da.Array) -> np.ndarray:
@@ -200,12 +226,10 @@ def to_local(twin: Any, estimator: Any) -> Any:
         local = twin.to_local()
         local.set_params(n_jobs=estimator.get_params()["n_jobs"])
         return _without_network(local)
-    # XGBoost's Dask estimators have no to_local: the booster is the model, and the local
-    # classifier with the same parameters scores with it exactly like the Dask one.
+    # XGBoost's Dask estimators have no to_local: the booster is the model, loaded into the
+    # local classifier with the same parameters (its documented round trip, save_raw/load_model).
     local = type(estimator)(**estimator.get_params())
-    local._Booster = twin.get_booster()
-    local.n_classes_ = twin.n_classes_
-    local.classes_ = twin.classes_
+    local.load_model(bytearray(twin.get_booster().save_raw(raw_format="ubj")))
     return local
 
 
@@ -220,15 +244,16 @@ def fit_pipeline(
             "engine: dask fits a build_model() pipeline of SimpleImputer steps and a LightGBM or "
             "XGBoost estimator: simplify build_model() or set engine: local"
         )
-    matrix, labels = placed_blocks(client, frame, features, target)
+    placed = Placed.encode(client, frame, features, target)
     fitted = []
     for step_name, template in transforms:
-        imputer = fit_imputer(template, matrix)
-        matrix = matrix.map_blocks(imputer.transform, dtype=matrix.dtype)
+        imputer = fit_imputer(template, placed.arrays()[0])
+        placed = placed.transformed(client, imputer.transform)
         fitted.append((step_name, imputer))
+    matrix, labels = placed.arrays()
     twin = dask_twin(estimator, client)
     twin.fit(matrix, labels)
-    return Pipeline([*fitted, (name, to_local(twin, estimator))]), int(labels.shape[0])
+    return Pipeline([*fitted, (name, to_local(twin, estimator))]), sum(placed.sizes)
 
 
 def _scores(part: Any, model: Pipeline, features: Sequence[Feature]) -> np.ndarray:
