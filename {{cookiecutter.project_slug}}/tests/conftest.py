@@ -30,6 +30,11 @@ def small_params(**overrides: Any) -> dict[str, Any]:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params = copy.deepcopy(params)
     params["data"].update(source="csv", n_rows=SMALL_ROWS)
+    # The sample is written inside the test's own folder: a data.path outside the repository
+    # (an absolute path, an s3:// lake) is the team's data, never written by a test.
+    path = str(params["data"]["path"])
+    if Path(path).is_absolute() or "://" in path:
+        params["data"]["path"] = "data/raw/sample.csv"
     params["contract"]["min_rows"] = 500
     params["export"]["parity_rows"] = 300
     for dotted, value in overrides.items():

@@ -90,8 +90,12 @@ def test_metrics_show_real_signal(trained_project: Path) -> None:
     metrics = json.loads(params.path("metrics").read_text())
     assert_beats_a_constant_predictor(params, metrics)
     assert 0.15 <= metrics["positive_rate"] <= 0.25
-    # max_f_beta flags about as many rows as there are positives, not a fixed share
-    assert 0 < metrics["flag_rate"] < 2 * metrics["positive_rate"]
+    # max_f_beta's threshold (beta 1) is worth more than flagging every row, whose F1 is
+    # 2p / (1 + p); how many rows it flags depends on the model (a weak one on 2,000 rows may
+    # flag half of them), so no fixed share is asserted.
+    assert 0 < metrics["flag_rate"] < 1
+    p = metrics["positive_rate"]
+    assert metrics["f1"] > 2 * p / (1 + p), metrics
     for key in ("log_loss", "brier", "precision", "recall", "f1", "threshold"):
         assert np.isfinite(metrics[key]), key
 

@@ -344,7 +344,7 @@ def test_start_up_faults_exit_in_one_json_line_before_any_port_answers(
     assert line["level"] == "error" and cause in line["msg"], line
     assert "Traceback" not in line["msg"] and "exc" not in line
     assert not answered.is_set()
-    assert elapsed < 2 + _python_start_s(), f"took {elapsed:.1f} s to refuse"
+    assert elapsed < 5 + _python_start_s(), f"took {elapsed:.1f} s to refuse"
 
 
 _START: list[float] = []
@@ -352,7 +352,8 @@ _START: list[float] = []
 
 def _python_start_s() -> float:
     """How long this machine takes to import the service's stack at all (measured once): the
-    2 s budget is for the service's own checks, on top of the interpreter's start."""
+    5 s budget is for the service's own checks, on top of the interpreter's start (they take
+    well under a second; the margin is for a CI runner busy with other jobs)."""
     if not _START:
         started = time.monotonic()
         subprocess.run(

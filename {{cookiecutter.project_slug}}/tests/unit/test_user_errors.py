@@ -17,11 +17,14 @@ from {{ cookiecutter.package_name }}.pipeline.splits import SPLITS, publish, to_
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+RAW = "data/raw/sample.csv"
 
 
 def project(root: Path, frame_change=None, **data) -> Path:
     """A project whose raw data are rows made from the contract (changed by ``frame_change``)."""
-    params = {**PARAMS, "data": {**PARAMS["data"], "source": "csv", **data}}
+    # The rows go inside ``root``, wherever the team's data.path points: a test never writes
+    # (or deletes) the team's own data file.
+    params = {**PARAMS, "data": {**PARAMS["data"], "source": "csv", "path": RAW, **data}}
     params["contract"] = {**PARAMS["contract"], "min_rows": 50}
     contract = Contract.from_params(params["contract"])
     frame = sample(contract, 200, seed=9)
@@ -69,7 +72,7 @@ def test_a_missing_data_url(tmp_path: Path, capsys, monkeypatch) -> None:
 
 def test_a_missing_raw_file(tmp_path: Path, capsys) -> None:
     root = project(tmp_path)
-    (root / PARAMS["data"]["path"]).unlink()
+    (root / RAW).unlink()
     assert "does not exist" in failing_prepare(root, capsys)
 
 

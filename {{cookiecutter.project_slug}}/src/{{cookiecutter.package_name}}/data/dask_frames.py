@@ -18,7 +18,7 @@ from typing import Any
 
 from .contract import Contract
 from .lake import plan, read_file
-from .sources import SOURCES, DataSourceError, data_url, redact
+from .sources import SOURCES, DataSourceError, data_url, reflect
 
 # Bytes sampled from the head of a CSV file to estimate its row length.
 CSV_SAMPLE_BYTES = 1 << 20
@@ -43,9 +43,7 @@ def _sql_table(table: str, url: str, contract: Contract, partition_rows: int) ->
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            if not sa.inspect(conn).has_table(table):
-                raise DataSourceError(f"table {table!r} not found at {redact(url)}: check its name")
-            reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            reflected = reflect(conn, table, url)
             count = conn.execute(sa.select(sa.func.count()).select_from(reflected)).scalar_one()
     finally:
         engine.dispose()

@@ -98,6 +98,15 @@ def iter_parquet(path: Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFr
         yield batch.to_pandas()
 
 
+def reflect(conn: Any, table: str, url: str) -> Any:
+    """``table`` as SQLAlchemy reflects it over ``conn``; a clear error when it does not exist."""
+    import sqlalchemy as sa
+
+    if not sa.inspect(conn).has_table(table):
+        raise DataSourceError(f"table {table!r} not found at {redact(url)}: check its name")
+    return sa.Table(table, sa.MetaData(), autoload_with=conn)
+
+
 def iter_sql(
     table: str, url: str, chunk_rows: int = CHUNK_ROWS, order_by: str | None = None
 ) -> Iterator[pd.DataFrame]:
@@ -108,9 +117,7 @@ def iter_sql(
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            if not sa.inspect(conn).has_table(table):
-                raise DataSourceError(f"table {table!r} not found at {redact(url)}: check its name")
-            reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            reflected = reflect(conn, table, url)
             query = sa.select(reflected)
             if order_by and order_by in reflected.c:
                 query = query.order_by(reflected.c[order_by])
