@@ -11,7 +11,8 @@ the suite checks the team's contract, whatever data the team swapped in.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,30 @@ def build(root: Path, params: dict[str, Any], stages: tuple[str, ...] = STAGES) 
     for stage in stages:
         assert cli.main([stage, "--root", str(root)]) == 0, stage
     return root
+
+
+def _data_file_state() -> tuple[Path, bytes | None] | None:
+    """The team's raw data file (params.yaml data.path) and its digest; None for a folder, a
+    URI or a table."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    path = str(params["data"].get("path") or "")
+    if not path or "://" in path:
+        return None
+    file = REPO / path  # an absolute data.path stays absolute
+    if file.is_dir():
+        return None
+    return file, hashlib.sha256(file.read_bytes()).digest() if file.is_file() else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def team_data_is_untouched() -> Iterator[None]:
+    """The suite never writes, replaces or deletes the team's data file, wherever data.path
+    points: every test builds its rows in its own folder. Checked once, after the last test."""
+    before = _data_file_state()
+    yield
+    if before is not None:
+        after = _data_file_state()
+        assert after == before, f"a test changed or removed {before[0]} (params.yaml data.path)"
 
 
 @pytest.fixture(scope="session")
