@@ -18,7 +18,7 @@ from typing import Any
 
 from .contract import Contract
 from .lake import plan, read_file
-from .sources import SOURCES, DataSourceError, data_url, reflect
+from .sources import DataSourceError, check_where, csv_options, data_url, reflect
 
 # Bytes sampled from the head of a CSV file to estimate its row length.
 CSV_SAMPLE_BYTES = 1 << 20
@@ -65,19 +65,9 @@ def read(
     """The raw data of ``source`` as a lazy ``dask.dataframe.DataFrame``."""
     import dask.dataframe as dd
 
-    if source not in SOURCES:
-        raise DataSourceError(f"data.source {source!r} is not one of {SOURCES}")
-    whole = isinstance(partition_rows, int) and not isinstance(partition_rows, bool)
-    if not whole or partition_rows < 1:
-        raise DataSourceError(
-            f"dask.partition_rows must be a positive whole number, got {partition_rows!r}"
-        )
+    check_where(source, table, location, ("dask.partition_rows", partition_rows))
     if source == "sql":
-        if not table:
-            raise DataSourceError("data.source is sql but data.table is not set")
         return _sql_table(table, data_url(), contract, partition_rows)
-    if location is None or not str(location):
-        raise DataSourceError(f"data.source is {source} but data.path is not set")
     if source == "parquet":
         chosen = plan(location, contract, partitions)
         if not chosen.files:
@@ -95,9 +85,5 @@ def read(
     if not isinstance(location, Path) or not location.is_file():
         raise DataSourceError(f"{location} does not exist or is not a local file: check data.path")
     return dd.read_csv(
-        str(location),
-        dtype=dict.fromkeys(contract.text_columns(), "object"),
-        keep_default_na=False,
-        na_values=[""],
-        blocksize=_csv_blocksize(location, partition_rows),
+        str(location), **csv_options(contract), blocksize=_csv_blocksize(location, partition_rows)
     )

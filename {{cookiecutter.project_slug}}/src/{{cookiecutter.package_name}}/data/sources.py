@@ -148,6 +148,34 @@ def iter_chunks(
 # contract's text columns as text, for cleaning to parse.
 
 
+def check_where(
+    source: str, table: str | None, location: Path | str | None, rows: tuple[str, Any]
+) -> None:
+    """What both engines check before reading ``source``: it is known, it names its table or
+    its path, and ``rows`` (the setting and value of its chunk or partition size) is a whole
+    number of at least 1."""
+    if source not in SOURCES:
+        raise DataSourceError(f"data.source {source!r} is not one of {SOURCES}")
+    setting, value = rows
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DataSourceError(f"{setting} must be a positive whole number, got {value!r}")
+    if source == "sql":
+        if not table:
+            raise DataSourceError("data.source is sql but data.table is not set")
+    elif location is None or not str(location):
+        raise DataSourceError(f"data.source is {source} but data.path is not set")
+
+
+def csv_options(contract: Contract) -> dict[str, Any]:
+    """How a raw CSV file is parsed, by either engine: the contract's text columns as text, and
+    only empty cells missing."""
+    return {
+        "dtype": dict.fromkeys(contract.text_columns(), "object"),
+        "keep_default_na": False,
+        "na_values": [""],
+    }
+
+
 def iter_raw(
     source: str,
     contract: Contract,
@@ -161,19 +189,10 @@ def iter_raw(
     ``chunk_rows`` rows, in the source's order (a SQL table: by id): the CSV file or Parquet
     dataset at ``location`` (``lake.location`` of ``data.path``), or the SQL ``table`` at
     DATA_URL. Text columns arrive as text, other columns as the source typed them."""
-    if source not in SOURCES:
-        raise DataSourceError(f"data.source {source!r} is not one of {SOURCES}")
-    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise DataSourceError(
-            f"data.chunk_rows must be a positive whole number, got {chunk_rows!r}"
-        )
+    check_where(source, table, location, ("data.chunk_rows", chunk_rows))
     if source == "sql":
-        if not table:
-            raise DataSourceError("data.source is sql but data.table is not set")
         chunks = iter_sql(table, data_url(), chunk_rows, order_by=contract.id)
         return (as_raw_text(chunk, contract) for chunk in chunks)
-    if location is None or not str(location):
-        raise DataSourceError(f"data.source is {source} but data.path is not set")
     if source == "parquet":
         from .lake import iter_frames
 
@@ -192,10 +211,7 @@ def _csv_chunks(path: Path, contract: Contract, chunk_rows: int) -> Iterator[pd.
             f"{path} does not exist: check data.path in params.yaml (`dvc pull` fetches a "
             "DVC-tracked file; `dvc repro` writes the synthetic one)"
         )
-    text = dict.fromkeys(contract.text_columns(), "object")
-    reader = pd.read_csv(
-        path, dtype=text, keep_default_na=False, na_values=[""], chunksize=chunk_rows
-    )
+    reader = pd.read_csv(path, **csv_options(contract), chunksize=chunk_rows)
     with reader:
         yield from reader
 

@@ -22,7 +22,7 @@ from ..data.contract import Contract, Observation, first_duplicate, judge
 from ..data.lake import location
 from ..data.sources import iter_raw
 from .cluster import engine
-from .splits import SPLITS, Part, prepare_part, shares, unreadable_error, write_all
+from .splits import SPLITS, Part, add_up, prepare_part, shares, write_all
 
 
 def combine(parts: Iterable[Part], contract: Contract) -> dict[str, pd.DataFrame]:
@@ -32,9 +32,7 @@ def combine(parts: Iterable[Part], contract: Contract) -> dict[str, pd.DataFrame
     gathered: dict[str, list[pd.DataFrame]] = {name: [] for name in SPLITS}
     ids: list[pd.Series] = []
     for part in parts:
-        if part.unreadable is not None:
-            raise unreadable_error(part.unreadable, total.rows if total else 0)
-        total = part.observation if total is None else total.then(part.observation)
+        total = add_up(total, part)
         for name, frame in part.splits.items():
             gathered[name].append(frame)
         if part.ids is not None:

@@ -33,12 +33,12 @@ from ..data.sources import DataSourceError, as_raw_text
 from .cluster import dask_client
 from .splits import (
     SPLITS,
+    add_up,
     prepare_part,
     publish,
     remove,
     shares,
     staging,
-    unreadable_error,
     write_parquet,
 )
 
@@ -105,9 +105,7 @@ def combine(results: list[PartResult]) -> tuple[Observation, dict[str, int]]:
     total: Observation | None = None
     sizes = dict.fromkeys(SPLITS, 0)
     for result in results:
-        if result.unreadable is not None:
-            raise unreadable_error(result.unreadable, total.rows if total else 0)
-        total = result.observation if total is None else total.then(result.observation)
+        total = add_up(total, result)
         for name, size in result.sizes.items():
             sizes[name] += size
     if total is None:

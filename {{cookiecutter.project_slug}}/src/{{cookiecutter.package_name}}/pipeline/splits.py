@@ -126,10 +126,15 @@ def prepare_part(raw: pd.DataFrame, contract: Contract, block: Mapping[str, Any]
     return Part(observe(cleaned, contract), None, split(conformed, contract.id, block), ids)
 
 
-def unreadable_error(failure: tuple[str, Any, int, str], first_row: int) -> CleaningError:
-    """The error for a chunk's ``unreadable`` value, its row counted from the source's start."""
-    column, value, row, reason = failure
-    return CleaningError(column, value, first_row + row, reason)
+def add_up(total: Observation | None, part: Any) -> Observation:
+    """``total`` (the observation of the chunks before ``part``, or None) with ``part``'s added:
+    a ``Part``, or the dask engine's result for a partition. A part with an unreadable value is
+    that value's error, its row counted from the source's start."""
+    if part.unreadable is not None:
+        column, value, row, reason = part.unreadable
+        first_row = total.rows if total else 0
+        raise CleaningError(column, value, first_row + row, reason)
+    return part.observation if total is None else total.then(part.observation)
 
 
 # --- the splits on disk --------------------------------------------------------------------------
