@@ -14,6 +14,16 @@ validation scores (one float per row):
    build_model()'s pipeline, so the threshold, ``models/model.pkl``, evaluate, export, the ONNX
    parity check and the service see the same kind of model as with ``engine: local``.
 
+Memory: a worker's peak is its share of the input matrix twice during the fit (LightGBM's
+``_train_part`` concatenates the worker's blocks into one copy while the blocks stay its
+inputs), plus LightGBM's bin sample, plus what the process kept from encoding. The last was the
+largest: reading a Parquet partition leaves freed pages in Arrow's memory pool (mimalloc) and
+the pandas frames' small objects leave freed pages in the C heap, which the process keeps. So
+every encode hands Arrow's unused pages back (``_encoded``) and every worker trims its heap
+(``_trim_heap``) before the fit: at 1 million rows on two workers the fit's peaks went from
+1,285 / 1,371 MiB to 910 / 910 MiB a worker, and neither changes a byte of the data or the
+model.
+
 Reproducibility: LightGBM's data-parallel learner bins features and sums histograms per
 worker, so the model depends on which rows each worker holds. Partition ``i`` of ``n`` is placed
 on worker ``i * workers // n`` (workers in address order) and the first partition's worker is
@@ -52,6 +62,31 @@ def read_partitions(path: Path, text_columns: Sequence[str]) -> dd.DataFrame:
     return frame.astype(text) if text else frame
 
 
+def _encoded(part: Any, features: Sequence[Feature]) -> np.ndarray:
+    """``encode`` on a worker, then Arrow's unused pages back to the system: the Parquet read
+    that made ``part`` left them in Arrow's pool, which keeps them otherwise (a few hundred MiB
+    a worker by the end of encoding, measured at 1 million rows)."""
+    matrix = encode(part, features)
+    import pyarrow as pa  # installed with dask[dataframe]
+
+    pa.default_memory_pool().release_unused()
+    return matrix
+
+
+# Ref: https://distributed.dask.org/en/stable/worker-memory.html#manually-trim-memory
+def _trim_heap() -> bool:
+    """Hand the C heap's free pages back to the system: glibc's ``malloc_trim``, Dask's own
+    advice for memory a worker no longer uses. False where the C library has none (musl,
+    macOS): nothing is trimmed, nothing fails."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def _labels(part: Any, target: str) -> np.ndarray:
     return part[target].to_numpy(dtype="int64")
 
@@ -80,7 +115,7 @@ class Placed:
         matrices, labels = [], []
         for part, worker in zip(parts, workers, strict=True):
             matrix, label = client.compute(
-                [dask.delayed(encode)(part, features), dask.delayed(_labels)(part, target)],
+                [dask.delayed(_encoded)(part, features), dask.delayed(_labels)(part, target)],
                 workers=[worker],
                 # Loose: the chosen worker while it lives; another if Dask restarts it (past
                 # dask.memory_limit), instead of waiting forever for an address that is gone.
@@ -251,6 +286,8 @@ def fit_pipeline(
         placed = placed.transformed(client, imputer.transform)
         fitted.append((step_name, imputer))
     matrix, labels = placed.arrays()
+    # The heap the encoding and the imputer freed, back before LightGBM needs the most.
+    client.run(_trim_heap)
     twin = dask_twin(estimator, client)
     twin.fit(matrix, labels)
     return Pipeline([*fitted, (name, to_local(twin, estimator))]), sum(placed.sizes)
