@@ -191,10 +191,10 @@ def report(results: list[dict[str, Any]], rows: int, cap_mb: float) -> list[str]
     )
     for r in results:
         workers = ", ".join(str(peak) for peak in r["worker_peaks_mb"]) or "-"
-        stopped = " (stopped at the ceiling)" if r.get("stopped_at_mb") else ""
+        note = " (stopped at the ceiling)" if r.get("stopped_at_mb") else ""
         lines.append(
             f"  {r['engine']:<6} {r['stage']:<8} {r['seconds']:8.1f} {r['rows_per_s']:10,} "
-            f"{r['stage_peak_mb']:9,}  {workers}{stopped}"
+            f"{r['stage_peak_mb']:9,}  {workers}{note}"
         )
     totals = {
         engine: sum(r["seconds"] for r in results if r["engine"] == engine) for engine in ENGINES
