@@ -135,12 +135,11 @@ class Guard:
             asyncio.get_running_loop().call_later(self.sweep_s, self._sweep)
 
     def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = time.monotonic()
         for exchange in [e for e in self.watched if now >= e.deadline]:
             exchange.expire()
         if self.watched:
-            loop.call_later(self.sweep_s, self._sweep)
+            asyncio.get_running_loop().call_later(self.sweep_s, self._sweep)
         else:
             self._sweeping = False
 
@@ -200,9 +199,13 @@ class Exchange:
                 self.counted = True
                 guard.active += 1
                 # Until the body is in, the protocol's body timeout applies; from then on the
-                # request has REQUEST_TIMEOUT_S (``receive`` moves the deadline).
-                loop = asyncio.get_running_loop()
-                self.deadline = loop.time() + settings.body_timeout_s + settings.request_timeout_s
+                # request has REQUEST_TIMEOUT_S (``receive`` moves the deadline). Deadlines are
+                # on time.monotonic, not loop.time(): on Python 3.11 each look-up of the running
+                # loop is a getpid() system call (a request made four; two are left: the task's
+                # and the batcher's).
+                self.deadline = (
+                    time.monotonic() + settings.body_timeout_s + settings.request_timeout_s
+                )
                 self.task = asyncio.current_task()
                 guard.watch(self)
             if handler is not None:
@@ -293,7 +296,7 @@ class Exchange:
                 guard.metrics.rejected.labels("body_budget").inc()
                 raise OverBudget
         if self.counted and not message.get("more_body", False):
-            self.deadline = asyncio.get_running_loop().time() + settings.request_timeout_s
+            self.deadline = time.monotonic() + settings.request_timeout_s
         return message
 
     async def body(self) -> bytes:
