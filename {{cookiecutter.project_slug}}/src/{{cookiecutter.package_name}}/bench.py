@@ -399,6 +399,15 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         summary[f"predict_over_{base}"] = med(
             [r["predict"]["rps"] / r[base]["rps"] for r in rounds if r[base]["rps"]]
         )
+    summary["noop_over_raw"] = med(
+        [r["noop"]["rps"] / r["raw"]["rps"] for r in rounds if r["raw"]["rps"]]
+    )
+    # What the raw-ASGI target leaves a prediction's own work, per request on the one server
+    # CPU: the target's time per request less the stack's own (noop's).
+    raw, noop = summary["raw"]["rps"], summary["noop"]["rps"]
+    summary["work_budget_us"] = (
+        1e6 / (TARGETS["predict_over_raw"] * raw) - 1e6 / noop if raw and noop else None
+    )
     return summary
 
 
@@ -430,6 +439,12 @@ def report(results: dict[str, Any], summary: dict[str, Any]) -> None:
             f"predict / {base:8s} = {ratio:6.2f}{unit}  ({verdict(ratio >= target)} >= {target}x)"
         )
     print(f"predict / noop     = {summary['predict_over_noop']:6.2f}x  (this stack's own cost)")
+    budget = summary["work_budget_us"]
+    left = "nothing" if budget is None or budget <= 0 else f"{budget:.1f} us"
+    print(
+        f"noop / raw         = {summary['noop_over_raw']:6.2f}x  (the stack with no work: at "
+        f"{TARGETS['predict_over_raw']}x raw, a prediction's own work gets {left} a request)"
+    )
     p99 = summary["predict"]["p99_ms"]
     print(f"predict p99        = {p99:6.2f} ms ({verdict(p99 <= TARGETS['p99_ms'])} <= 5 ms)")
     for name, body in BATCH_FORMS:
