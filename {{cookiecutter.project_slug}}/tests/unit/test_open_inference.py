@@ -159,6 +159,55 @@ def test_every_mistake_is_refused_naming_the_input(decoders, case) -> None:
     assert error.field == field and words in error.message, (error.field, error.message)
 
 
+ONE_ROW = {
+    "valid": {},
+    "unknown category": {"day": {"data": ["Fri"]}},
+    "blank optional category": {"day": {"data": [""]}},
+    "required category blank": {"region": {"data": [""]}},
+    "required number null": {"b": {"data": [None]}},
+    "bad money": {"amount usd": {"data": ["12 dollars"]}},
+    "money past float32": {"amount usd": {"data": ["$" + "9" * 40]}},
+    "blank money": {"amount usd": {"data": [" "]}},
+    "nested": {"a": {"shape": [1, 1], "data": [[2.5]]}},
+}
+
+
+@pytest.mark.parametrize("case", list(ONE_ROW))
+def test_one_json_row_is_decoded_and_refused_exactly_as_through_the_columns(
+    decoders, case, monkeypatch
+) -> None:
+    """A single JSON row takes ``/v1``'s record path; its tensor and its errors are those of the
+    general columns path (the same request with that shortcut switched off)."""
+    _, v2 = decoders
+    records = [{"a": 1.0, "amount usd": "$12.50", "b": 1.0, "day": "Tue", "region": "us"}]
+    body, _ = request(records, False, **ONE_ROW[case])
+
+    def outcome() -> object:
+        try:
+            row = v2.decode(body, None).decoded.tensor[0].tolist()
+            return ["missing" if math.isnan(v) else v for v in row]
+        except InvalidInput as exc:
+            return [(e.field, e.message, e.row) for e in exc.errors]
+
+    shortcut = InferenceDecoder._one_row
+    answers: list[object] = []
+
+    def recorded(self: InferenceDecoder, values: list) -> object:
+        answers.append(shortcut(self, values))
+        return answers[-1]
+
+    monkeypatch.setattr(InferenceDecoder, "_one_row", recorded)
+    fast = outcome()
+    # The shortcut answers every valid row and leaves every mistake it meets to the columns
+    # path (some are refused before it: a required category left blank).
+    if isinstance(fast[0], tuple):
+        assert all(answer is None for answer in answers), (answers, fast)
+    else:
+        assert len(answers) == 1 and isinstance(answers[0], np.ndarray), answers
+    monkeypatch.setattr(InferenceDecoder, "_one_row", lambda self, values: None)
+    assert outcome() == fast
+
+
 def test_a_required_input_left_out_and_bad_binary_data_are_refused(decoders) -> None:
     _, v2 = decoders
     records = [{"a": 1.0, "b": 1.0, "region": "eu"}]
