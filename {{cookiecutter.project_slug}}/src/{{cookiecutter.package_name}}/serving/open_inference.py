@@ -295,12 +295,14 @@ class InferenceDecoder:
         return Inference(decoded, request.id, self._outputs(request))
 
     def _one_row(self, values: list[Any]) -> np.ndarray | None:
-        """One row of JSON tensors, laid out as ``/v1``'s single record is (``one_row``: ~10x
+        """One row of JSON tensors, laid out as ``/v1``'s single record is (``one_row``: ~5x
         faster than one column per feature). None when a value is missing where it may not be,
-        or is not one of the categories: ``columns_tensor`` then names the error, exactly as
-        for any other batch."""
+        is not one of the categories or did not come as JSON: ``columns_tensor`` then checks it
+        and names the error, exactly as for any other batch."""
         record = []
         for column, (labels, required) in zip(values, self._one_row_fields, strict=True):
+            if column is not None and column.__class__ is not list:
+                return None  # binary data (an array): the columns path checks its values
             value = None if column is None else column[0]
             if labels:
                 if value == "":
