@@ -395,13 +395,14 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             key: med([r[name][key] for r in rounds]) for key in ("rps", "p50_ms", "p99_ms")
         }
         summary[name]["non_2xx"] = sum(r[name]["non_2xx"] for r in rounds)
+
+    def ratio(top: str, base: str) -> float | None:
+        """The median of each round's own ``top / base`` (side by side, not across rounds)."""
+        return med([r[top]["rps"] / r[base]["rps"] for r in rounds if r[base]["rps"]])
+
     for base in ("fastapi", "raw", "naive", "noop"):
-        summary[f"predict_over_{base}"] = med(
-            [r["predict"]["rps"] / r[base]["rps"] for r in rounds if r[base]["rps"]]
-        )
-    summary["noop_over_raw"] = med(
-        [r["noop"]["rps"] / r["raw"]["rps"] for r in rounds if r["raw"]["rps"]]
-    )
+        summary[f"predict_over_{base}"] = ratio("predict", base)
+    summary["noop_over_raw"] = ratio("noop", "raw")
     # What the raw-ASGI target leaves a prediction's own work, per request on the one server
     # CPU: the target's time per request less the stack's own (noop's).
     raw, noop = summary["raw"]["rps"], summary["noop"]["rps"]

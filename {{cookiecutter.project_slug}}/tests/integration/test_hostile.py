@@ -66,13 +66,17 @@ def schema(served_model_dir: Path) -> FeatureSchema:
 
 def assert_stayed_live(probe: Probe, budget: float = LIVE_BUDGET_S, worst: float = LIVE_WORST_S):
     assert probe.latencies and not probe.failures, probe.failures[:5]
-    ordered = sorted(probe.own_latencies)
-    typical = ordered[len(ordered) * 9 // 10]  # the 90th percentile
+    typical, n = _p90(probe.own_latencies), len(probe.latencies)
     assert typical <= budget, (
-        f"p90 {typical * 1e3:.1f} ms over {len(ordered)} probes, "
-        f"{sorted(probe.latencies)[len(ordered) * 9 // 10] * 1e3:.1f} ms with CPU waits"
+        f"p90 {typical * 1e3:.1f} ms over {n} probes, "
+        f"{_p90(probe.latencies) * 1e3:.1f} ms with CPU waits"
     )
-    assert probe.worst <= worst, f"worst of {len(ordered)} probes {probe.worst * 1e3:.1f} ms"
+    assert probe.worst <= worst, f"worst of {n} probes {probe.worst * 1e3:.1f} ms"
+
+
+def _p90(values: list[float]) -> float:
+    """The 90th percentile."""
+    return sorted(values)[len(values) * 9 // 10]
 
 
 def connect(port: int) -> socket.socket:
