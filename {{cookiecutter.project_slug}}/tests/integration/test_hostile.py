@@ -397,6 +397,7 @@ def test_responses_while_draining_say_connection_close(served_model_dir, tmp_pat
         time.sleep(0.3)
         kept.sendall(head + row)
         status, headers = read_head(kept)
+        closed_within(kept, 1.0)  # and the server closes it at once, as the header said
         kept.close()
         assert srv.proc.wait(timeout=20) == 0
     assert status == 200 and headers["connection"] == "close"

@@ -18,6 +18,7 @@ from service_support import (
     HEADERS,
     KEY,
     REPO,
+    closed_within,
     partial_request,
     read_response,
     request,
@@ -113,6 +114,40 @@ def test_overload_is_shed_while_health_and_metrics_answer(served_model_dir, tmp_
         holder.sendall(row[10:])
         assert read_response(holder)[0] == 200
         assert request(f"{srv.url}/v1/predict", row, HEADERS)[0] == 200
+
+
+def test_pipelined_predictions_get_whole_answers_in_order(served_model_dir, tmp_path, row):
+    """The guard answers a prediction in one write (http_limits.write_response): two requests
+    sent back to back on one connection get two complete answers, in order, each with its own
+    request id and length, and the connection then closes as the last one asked."""
+    other = sample_row(served_model_dir, seed=12)
+    with server(served_model_dir, tmp_path) as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+        requests = b""
+        for n, (body, connection) in enumerate([(row, "keep-alive"), (other, "close")]):
+            requests += (
+                f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n"
+                f"Content-Type: application/json\r\nX-Request-ID: pipelined-{n}\r\n"
+                f"Connection: {connection}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+        sock.sendall(requests)
+        data = closed_within(sock, 15.0)
+        expected = [request(f"{srv.url}/v1/predict", body, HEADERS)[2] for body in (row, other)]
+    answers = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+        length = int(headers["content-length"])
+        answers.append(
+            (lines[0], headers["x-request-id"], headers.get("connection"), rest[:length])
+        )
+        data = rest[length:]
+    assert [a[:3] for a in answers] == [
+        ("HTTP/1.1 200 OK", "pipelined-0", None),
+        ("HTTP/1.1 200 OK", "pipelined-1", "close"),
+    ]
+    assert [json.loads(a[3]) for a in answers] == [json.loads(e) for e in expected]
 
 
 def test_streamed_body_over_the_limit_is_413(served_model_dir, tmp_path) -> None:

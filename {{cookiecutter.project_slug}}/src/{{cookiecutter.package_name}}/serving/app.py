@@ -70,7 +70,9 @@ def create_app(service: Service) -> Guard:
             raise errors.method_not_allowed("POST")
         exchange.require_key_and_model()
         body = await exchange.body()
-        content = await service.run(len(body), service.prepare_score, body, exchange.request_id)
+        content = await service.run(
+            len(body), service.prepare_score, body, exchange.request_id, loop=exchange.loop
+        )
         await exchange.respond(200, content)
 
     hot_routes: dict[str, Handler] = {PREDICT: predict}

@@ -54,9 +54,12 @@ class Batcher:
         self._lock = threading.Lock()
         self._busy = False
 
-    def submit(self, prepare: Prepare, *args: Any) -> asyncio.Future:
-        """On the event loop: queue ``prepare(*args)``; the future gets ``finish(scores)``."""
-        loop = asyncio.get_running_loop()
+    def submit(
+        self, prepare: Prepare, *args: Any, loop: asyncio.AbstractEventLoop | None = None
+    ) -> asyncio.Future:
+        """On the event loop (``loop``, if the caller knows it): queue ``prepare(*args)``; the
+        future gets ``finish(scores)``."""
+        loop = loop or asyncio.get_running_loop()
         job = Job(loop, loop.create_future(), prepare, args)
         with self._lock:
             self._queue.append(job)
@@ -139,8 +142,10 @@ class LoopBatcher:
         self.predict = predict
         self._pending: list[Job] = []
 
-    def submit(self, prepare: Prepare, *args: Any) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
+    def submit(
+        self, prepare: Prepare, *args: Any, loop: asyncio.AbstractEventLoop | None = None
+    ) -> asyncio.Future:
+        loop = loop or asyncio.get_running_loop()
         tensor, finish = prepare(*args)
         job = Job(loop, loop.create_future(), prepare, args, tensor, finish)
         self._pending.append(job)

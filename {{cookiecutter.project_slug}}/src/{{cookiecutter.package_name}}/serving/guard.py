@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
 from .errors import ApiError, is_protocol_path
-from .http_limits import BODY_TIMEOUT
+from .http_limits import BODY_TIMEOUT, EVENT_LOOP, WHOLE_RESPONSE, write_response
 from .logs import ACCESS
 from .service import Service
 
@@ -165,6 +165,7 @@ class Exchange:
         self.request_id = request_id.decode() if request_id else new_request_id()
         scope["request_id"] = self.request_id
         self.length = length
+        self.loop: asyncio.AbstractEventLoop | None = scope.get(EVENT_LOOP)  # None: look it up
         path, method = scope["path"], scope["method"]
         self.route = path if path in guard.known_routes else "unmatched"
         self.method = method if method in KNOWN_METHODS else "other"
@@ -200,13 +201,13 @@ class Exchange:
                 guard.active += 1
                 # Until the body is in, the protocol's body timeout applies; from then on the
                 # request has REQUEST_TIMEOUT_S (``receive`` moves the deadline). Deadlines are
-                # on time.monotonic, not loop.time(): on Python 3.11 each look-up of the running
-                # loop is a getpid() system call (a request made four; two are left: the task's
-                # and the batcher's).
+                # on time.monotonic, not loop.time(), and the loop comes with the scope: on
+                # Python 3.11 each look-up of the running loop is a getpid() system call (a
+                # request made four).
                 self.deadline = (
                     time.monotonic() + settings.body_timeout_s + settings.request_timeout_s
                 )
-                self.task = asyncio.current_task()
+                self.task = asyncio.current_task(self.loop)
                 guard.watch(self)
             if handler is not None:
                 await handler(self)
@@ -324,6 +325,13 @@ class Exchange:
     async def respond(
         self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON_HEADERS
     ) -> None:
+        if self.scope.get(WHOLE_RESPONSE):
+            draining = self.guard.service.draining  # keep-alive clients reconnect to another pod
+            extra = [*headers, (b"x-request-id", self.request_id.encode())]
+            if write_response(self._send, status, extra, body, close=draining):
+                self.response_started = True
+                self.status = status
+                return
         length = [(b"content-length", str(len(body)).encode())]
         await self.send(
             {"type": "http.response.start", "status": status, "headers": [*headers, *length]}

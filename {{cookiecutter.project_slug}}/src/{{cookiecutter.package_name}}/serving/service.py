@@ -113,14 +113,21 @@ class Service:
             ok |= hmac.compare_digest(digest, key)
         return ok
 
-    async def run(self, body_size: int, prepare: Callable[..., Any], *args: Any) -> Any:
+    async def run(
+        self,
+        body_size: int,
+        prepare: Callable[..., Any],
+        *args: Any,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Any:
         """A prediction: ``prepare(*args)`` gives (tensor, finish); the result is
         ``finish(scores)``. A body up to OFFLOAD_BODY_BYTES is decoded on the event loop and
         scored with the other small requests of the same loop turn; a larger one goes to the
-        worker thread, stacked with the others waiting for it (batching.py)."""
+        worker thread, stacked with the others waiting for it (batching.py). ``loop``: the
+        running loop, if the caller has it at hand."""
         if body_size > self.settings.offload_body_bytes:
-            return await self.batcher.submit(prepare, *args)
-        return await self.loop_batcher.submit(prepare, *args)
+            return await self.batcher.submit(prepare, *args, loop=loop)
+        return await self.loop_batcher.submit(prepare, *args, loop=loop)
 
     def _inline(self, prepare: Callable[..., Any], *args: Any) -> Any:
         tensor, finish = prepare(*args)

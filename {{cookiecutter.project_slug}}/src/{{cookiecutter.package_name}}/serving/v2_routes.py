@@ -63,7 +63,12 @@ def add_routes(
         exchange.require_key_and_model()
         body = await exchange.body()
         content, header_length = await service.run(
-            len(body), service.prepare_infer, body, exchange.header_length, exchange.request_id
+            len(body),
+            service.prepare_infer,
+            body,
+            exchange.header_length,
+            exchange.request_id,
+            loop=exchange.loop,
         )
         if header_length is None:
             await exchange.respond(200, content, JSON_HEADERS)
