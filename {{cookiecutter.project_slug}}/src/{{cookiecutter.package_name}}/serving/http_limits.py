@@ -137,7 +137,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         """uvicorn's, with the keep-alive wait on the tick's IDLE deadline instead of a timer
-        made and cancelled per response (``loop.call_later``, ~1.5 % of a prediction's CPU)."""
+        made and cancelled per response (``loop.call_later`` and its cancel: 1,600-3,600
+        instructions a request by callgrind, under 1 % of a prediction)."""
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
