@@ -142,7 +142,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._unset_keepalive_if_required()
         self.flow.resume_reading()
         if self.pipeline:  # the next pipelined request starts now
             cycle, app = self.pipeline.pop()
