@@ -11,7 +11,12 @@ stalls the event loop while it is being joined. The pod must not rely on an ingr
 * a body not complete ``body_timeout_s`` after its headers: 408 if no response has started
   (the application sees a disconnect and the guard logs the 408), closed;
 * a connection that sends nothing for ``idle_timeout_s``, new or kept alive after a response:
-  closed (in place of uvicorn's keep-alive timer, which it makes and cancels per response).
+  closed (in place of uvicorn's keep-alive timer, which it makes and cancels per response);
+* a connection closed while its request is still arriving (a refusal before the body is read:
+  413, 408, 431) lingers, as nginx's ``lingering_close``: the answer is followed by a FIN, and
+  what the client still sends is read and discarded for up to ``linger_s``, then it is closed.
+  Closing on unread bytes makes the kernel answer them with a reset, and the client, still
+  sending, fails on the reset before it reads its answer.
 
 A whole response of known length can also be written in one go (``write_response``): the guard
 answers its own routes so.
@@ -41,7 +46,7 @@ WHOLE_RESPONSE = "whole_response"
 EVENT_LOOP = "event_loop"
 
 # What the connection is waiting for; each phase but APP has a deadline.
-IDLE, HEADERS, BODY, APP = "idle", "headers", "body", "app"
+IDLE, HEADERS, BODY, APP, LINGER = "idle", "headers", "body", "app", "linger"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class HttpLimits:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 20.0
     idle_timeout_s: float = 5.0
+    linger_s: float = 2.0
 
 
 # (status, reason, request id, seconds since the request began) for each refusal made here.
@@ -59,6 +65,23 @@ Report = Callable[[int, str, str, float], None]
 
 class _TooManyHeaders(Exception):
     """Raised from a parser callback to stop parsing (httptools wraps it)."""
+
+
+class _LingeringTransport:
+    """The connection's transport as uvicorn and the guard see it: its ``close`` is the
+    protocol's, which may linger first. Writes go straight to the real transport."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: LimitedHttpToolsProtocol) -> None:
+        self.transport = transport
+        self.write = transport.write
+        self.close = protocol.close_connection
+        self.lingering = False
+
+    def is_closing(self) -> bool:
+        return self.lingering or self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -95,10 +118,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = self.loop.time() + timeout
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
         self._enter(IDLE, self.limits.idle_timeout_s)
 
+    def close_connection(self) -> None:
+        """Close, or linger while the client may still be sending the request (see above)."""
+        wrapper = self.transport
+        transport = wrapper.transport  # type: ignore[attr-defined]
+        if (
+            self._phase in (HEADERS, BODY)
+            and not transport.is_closing()
+            and transport.can_write_eof()
+        ):
+            wrapper.lingering = True  # type: ignore[attr-defined]
+            self._enter(LINGER, self.limits.linger_s)
+            self.flow.resume_reading()  # reading may be paused on a large unread body
+            transport.write_eof()  # after the answer: the client reads it, then the end
+        else:
+            transport.close()
+
     def data_received(self, data: bytes) -> None:
+        if self._phase == LINGER:
+            return  # the rest of a refused request: read and dropped
         if self._phase in (IDLE, APP):  # the first bytes of a request
             self._enter(HEADERS, self.limits.header_timeout_s)
             self._began = self.loop.time()
@@ -158,7 +199,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # -- refusals --------------------------------------------------------------------------
     def enforce_deadline(self, now: float) -> None:
         """Called by the server's tick: act on the current phase's deadline once it passed."""
-        if self._phase == APP or now < self._deadline or self.transport.is_closing():
+        if self._phase == APP or now < self._deadline:
+            return
+        if self._phase == LINGER:
+            self.transport.transport.close()  # type: ignore[attr-defined]
+            return
+        if self.transport.is_closing():
             return
         if self._phase == IDLE:
             self.transport.close()  # nothing was asked, so nothing is answered
@@ -191,8 +237,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         for name, value in [*error.asgi_headers(body), (b"x-request-id", request_id.encode())]:
             head += [name, b": ", value, b"\r\n"]
         self.transport.write(b"".join([*head, b"\r\n", body]))
-        self.transport.close()
-        self._phase = APP
+        self.transport.close()  # lingers: the request is still arriving
         if report:
             self.report(status, reason, request_id, self.loop.time() - self._began)
 
