@@ -116,17 +116,19 @@ def test_overload_is_shed_while_health_and_metrics_answer(served_model_dir, tmp_
         assert request(f"{srv.url}/v1/predict", row, HEADERS)[0] == 200
 
 
-def test_pipelined_predictions_get_whole_answers_in_order(served_model_dir, tmp_path, row):
-    """The guard answers a prediction in one write (http_limits.write_response): two requests
-    sent back to back on one connection get two complete answers, in order, each with its own
-    request id and length, and the connection then closes as the last one asked."""
+def test_pipelined_requests_get_whole_answers_in_order(served_model_dir, tmp_path, row):
+    """The guard answers a prediction, and its own refusals, in one write
+    (http_limits.write_response): a prediction, a request without a key and a prediction sent
+    back to back on one connection get three complete answers, in order, each with its own
+    request id, length and headers, and the connection then closes as the last one asked."""
     other = sample_row(served_model_dir, seed=12)
+    sent = [(row, KEY, "keep-alive"), (row, "wrong", "keep-alive"), (other, KEY, "close")]
     with server(served_model_dir, tmp_path) as srv:
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
         requests = b""
-        for n, (body, connection) in enumerate([(row, "keep-alive"), (other, "close")]):
+        for n, (body, key, connection) in enumerate(sent):
             requests += (
-                f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n"
+                f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
                 f"Content-Type: application/json\r\nX-Request-ID: pipelined-{n}\r\n"
                 f"Connection: {connection}\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode() + body
@@ -139,15 +141,19 @@ def test_pipelined_predictions_get_whole_answers_in_order(served_model_dir, tmp_
         lines = head.decode("latin-1").split("\r\n")
         headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
         length = int(headers["content-length"])
-        answers.append(
-            (lines[0], headers["x-request-id"], headers.get("connection"), rest[:length])
-        )
+        answers.append((lines[0], headers, json.loads(rest[:length])))
         data = rest[length:]
-    assert [a[:3] for a in answers] == [
+    assert [(a[0], a[1]["x-request-id"], a[1].get("connection")) for a in answers] == [
         ("HTTP/1.1 200 OK", "pipelined-0", None),
-        ("HTTP/1.1 200 OK", "pipelined-1", "close"),
+        ("HTTP/1.1 401 Unauthorized", "pipelined-1", None),
+        ("HTTP/1.1 200 OK", "pipelined-2", "close"),
     ]
-    assert [json.loads(a[3]) for a in answers] == [json.loads(e) for e in expected]
+    assert [answers[0][2], answers[2][2]] == [json.loads(e) for e in expected]
+    refused = answers[1]
+    assert refused[1]["www-authenticate"] == "ApiKey"
+    assert refused[1]["content-type"] == "application/json"
+    assert refused[2]["error"]["code"] == "unauthorised"
+    assert refused[2]["request_id"] == "pipelined-1"
 
 
 def test_a_refused_body_is_read_off_then_the_connection_closed(served_model_dir, tmp_path):

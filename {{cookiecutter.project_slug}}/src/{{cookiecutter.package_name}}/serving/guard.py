@@ -46,6 +46,9 @@ REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # fullmatch: linear, bou
 CLIENT_CLOSED = 499  # nginx's status for "the client closed the connection first"
 _MAX_LENGTH_DIGITS = 18  # a longer Content-Length is over any limit (and int() of it is slow)
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# Error headers the guard writes itself: errors.py's constructors set them, to constants. Any
+# other (a framework exception's, say) goes through uvicorn's send, which checks each header.
+OWN_ERROR_HEADERS = frozenset({"Allow", "Connection", "Retry-After", "WWW-Authenticate"})
 
 _random_bits = random.Random().getrandbits  # noqa: S311  # nosec B311 - ids, not secrets
 
@@ -323,27 +326,46 @@ class Exchange:
         await self._send(message)
 
     async def respond(
-        self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON_HEADERS
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] = JSON_HEADERS,
+        close: bool = False,
     ) -> None:
+        """Answer ``body`` whole; ``close``: and close the connection after it."""
+        draining = self.guard.service.draining  # keep-alive clients reconnect to another pod
         if self.scope.get(WHOLE_RESPONSE):
-            draining = self.guard.service.draining  # keep-alive clients reconnect to another pod
             extra = [*headers, (b"x-request-id", self.request_id.encode())]
-            if write_response(self._send, status, extra, body, close=draining):
+            if write_response(self._send, status, extra, body, close=close or draining):
                 self.response_started = True
                 self.status = status
                 return
-        length = [(b"content-length", str(len(body)).encode())]
+        extra = [(b"content-length", str(len(body)).encode())]
+        if close and not draining:  # send() says so while draining
+            extra.append((b"connection", b"close"))
         await self.send(
-            {"type": "http.response.start", "status": status, "headers": [*headers, *length]}
+            {"type": "http.response.start", "status": status, "headers": [*headers, *extra]}
         )
         await self._send({"type": "http.response.body", "body": body})
 
     async def reject(self, error: ApiError, reason: str = "") -> None:
-        """Answer ``error`` unless a response has begun (then only the log says so)."""
+        """Answer ``error`` unless a response has begun (then only the log says so): in one
+        write, as ``respond``, when its headers are the guard's own (a flood of 401s or 503s
+        is then as cheap to answer as it can be)."""
         self.reason = reason or self.reason
         if self.response_started:
             return
         body = error.body(self.request_id, self.protocol)
+        if error.headers.keys() <= OWN_ERROR_HEADERS:
+            headers = [
+                *JSON_HEADERS,
+                *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+            ]
+            close = (b"connection", b"close") in headers
+            if close:
+                headers.remove((b"connection", b"close"))  # respond() writes it
+            await self.respond(error.status, body, headers, close=close)
+            return
         await self.send(
             {
                 "type": "http.response.start",
