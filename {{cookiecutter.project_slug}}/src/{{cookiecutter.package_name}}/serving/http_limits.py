@@ -19,7 +19,7 @@ stalls the event loop while it is being joined. The pod must not rely on an ingr
   sending, fails on the reset before it reads its answer.
 
 A whole response of known length can also be written in one go (``write_response``): the guard
-answers its own routes so.
+answers its own routes and its refusals so.
 
 The deadlines are checked by the server's 10 Hz tick (``server.DrainingServer``), not by a timer
 per request: a request costs a clock read, and a deadline fires within 0.1 s of its time.
