@@ -147,6 +147,22 @@ _PERCENT_COLUMN_RE = re.compile(
 _PERCENT_TO_FLOAT = str.maketrans({"%": None})
 
 
+_DISTINCT_SAMPLE = 256
+
+
+def _mostly_distinct(lines: list[str]) -> bool:
+    """Whether over half the values differ, exactly for a short column. A long one is judged on
+    its first lines, as collecting a whole column's distinct values costs as much as converting
+    it: ``s`` values drawn from ``d`` equally likely ones repeat about s²/2d of them, so fewer
+    than s²/n repeats means more than n/2 distinct (a skewed column repeats more, and takes the
+    other path, which is as correct)."""
+    n, s = len(lines), _DISTINCT_SAMPLE
+    if n <= s:
+        return len(set(lines)) * 2 > n
+    repeats = s - len(set(lines[:s]))
+    return repeats * n < s * s
+
+
 def _parse_column(
     texts: Sequence[str], whole: re.Pattern[str], table: dict[int, Any], one: Callable
 ) -> list[float]:
@@ -154,9 +170,9 @@ def _parse_column(
     if whole.fullmatch(joined) is None or joined.count("\n") != len(texts) - 1:
         return [math.nan if is_blank(text) else one(text) for text in texts]
     lines = joined.translate(table).split("\n")
-    distinct = dict.fromkeys(lines)
-    if len(distinct) * 2 > len(lines):
+    if _mostly_distinct(lines):  # amounts of money: convert each
         return [float(x) if x else math.nan for x in lines]
+    distinct = dict.fromkeys(lines)
     for x in distinct:  # few distinct values (e.g. whole percentages): convert each once
         distinct[x] = float(x) if x else math.nan
     return [distinct[x] for x in lines]

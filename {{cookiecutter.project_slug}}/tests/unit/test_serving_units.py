@@ -178,19 +178,23 @@ def whole_column(parse_column, texts: list[str]) -> list[float | str] | str:
 
 
 @pytest.mark.parametrize(
-    ("parse", "parse_column", "cases"),
+    ("parse", "parse_column", "cases", "nth"),
     [
-        (parse_money, parse_money_column, MONEY_CASES),
-        (parse_percent, parse_percent_column, PERCENT_CASES),
+        (parse_money, parse_money_column, MONEY_CASES, "${:,}.25".format),
+        (parse_percent, parse_percent_column, PERCENT_CASES, "{}.5%".format),
     ],
 )
-def test_column_parsers_agree_with_the_per_value_ones(parse, parse_column, cases) -> None:
+def test_column_parsers_agree_with_the_per_value_ones(parse, parse_column, cases, nth) -> None:
     good = [text for text in cases if not isinstance(per_value(parse, [text]), str)]
     rng = random.Random(7)  # noqa: S311 - test data
     columns = [[text] for text in cases] + [good, good[::-1], cases]
     columns += [[*rng.sample(good, k=len(good)), bad] for bad in cases if bad not in good]
     columns.append(["1\n2", "3"])  # the joined form must not split one value into two
     columns += [["", *good, ""], [good[0], "", good[-1]], [""], good[:1] * 9]  # "" is missing
+    # Longer than the parser's sample of its first lines: every value distinct, few distinct
+    # values, and distinct first lines over a column that then repeats a few.
+    many = [nth(i) for i in range(1_000)]
+    columns += [many, rng.choices(good, k=1_000), [*many[:300], *rng.choices(good, k=700)]]
     for texts in columns:
         assert whole_column(parse_column, texts) == per_value(parse, texts), texts
 
