@@ -79,25 +79,6 @@ class Rendered:
         return self.answers["config_repo"] == "separate"
 
 
-# Files run longest first. `make test` runs `--dist loadfile`, where each xdist worker takes the
-# next file in collection order and holds one more in reserve: in alphabetical order the longest
-# journeys started late and one worker ran alone at the end (1,073 s for the suite on 2026-12-03).
-# test_docs.py, a few seconds, is third so that it is the file waiting behind test_day_one.py.
-LONGEST_FIRST = (
-    "test_day_one.py",
-    "test_own_model.py",
-    "test_docs.py",
-    "test_generated_project.py",
-    "test_update.py",
-)
-
-
-@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture scope
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as found
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--keep-baked",
