@@ -77,11 +77,15 @@ class ApiError(Exception):
         detail = ErrorDetail(self.status, self.code, self.message, self.fields or None)
         return _encode(ErrorEnvelope(detail, request_id))
 
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        """Its own headers (``Retry-After``, ...) as an ASGI message carries them."""
+        return [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
+
     def asgi_headers(self, body: bytes) -> list[tuple[bytes, bytes]]:
         return [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in self.headers.items()),
+            *self.header_pairs(),
         ]
 
 

@@ -357,10 +357,7 @@ class Exchange:
             return
         body = error.body(self.request_id, self.protocol)
         if error.headers.keys() <= OWN_ERROR_HEADERS:
-            headers = [
-                *JSON_HEADERS,
-                *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
-            ]
+            headers = [*JSON_HEADERS, *error.header_pairs()]
             close = (b"connection", b"close") in headers
             if close:
                 headers.remove((b"connection", b"close"))  # respond() writes it

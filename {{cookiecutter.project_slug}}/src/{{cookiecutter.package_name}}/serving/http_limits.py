@@ -75,10 +75,10 @@ class _LingeringTransport:
         self.transport = transport
         self.write = transport.write
         self.close = protocol.close_connection
-        self.lingering = False
+        self._protocol = protocol
 
     def is_closing(self) -> bool:
-        return self.lingering or self.transport.is_closing()
+        return self._protocol._phase == LINGER or self.transport.is_closing()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
@@ -123,15 +123,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def close_connection(self) -> None:
         """Close, or linger while the client may still be sending the request (see above)."""
-        wrapper = self.transport
-        transport = wrapper.transport  # type: ignore[attr-defined]
+        transport = self.transport.transport  # type: ignore[attr-defined]
         if (
             self._phase in (HEADERS, BODY)
             and not transport.is_closing()
             and transport.can_write_eof()
         ):
-            wrapper.lingering = True  # type: ignore[attr-defined]
-            self._enter(LINGER, self.limits.linger_s)
+            self._enter(LINGER, self.limits.linger_s)  # LINGER: is_closing() is true from here
             self.flow.resume_reading()  # reading may be paused on a large unread body
             transport.write_eof()  # after the answer: the client reads it, then the end
         else:
