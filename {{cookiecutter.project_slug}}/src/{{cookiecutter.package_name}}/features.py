@@ -128,10 +128,11 @@ def parse_number(text: str) -> float:
 # only a strict subset of what ``parse_money``/``parse_percent`` accept (ASCII digits, no
 # whitespace, the same grouping and sign rules), where the parsed value is plainly the text
 # without "$", "," and "%", with "(...)" read as a minus sign. One regex checks the whole
-# column joined by newlines (which that subset cannot contain) and one ``float()`` per value
-# converts it. Anything else - spaces, a long value, a single bad value - falls back to the
-# per-value parser, so the accepted strings, the values and the error messages stay those of
-# ``parse_money``/``parse_percent`` (``tests/unit/test_serving_units.py`` checks they agree).
+# column joined by newlines (which that subset cannot contain) and msgspec converts the plain
+# decimals left in one call (``_plain_numbers``). Anything else - spaces, a long value, a single
+# bad value - falls back to the per-value parser, so the accepted strings, the values and the
+# error messages stay those of ``parse_money``/``parse_percent``
+# (``tests/unit/test_serving_units.py`` checks they agree, to the sign of a zero).
 # Every line is at most MAX_TEXT_CHARS long, so the fast path accepts nothing the per-value
 # parser would refuse for its length.
 _SHORT = rf"(?=[^\n]{{0,{MAX_TEXT_CHARS}}}+(?:\n|\Z))"
@@ -139,57 +140,82 @@ _MONEY_LINE = rf"(?:\(\$?+{_NUMBER}\)|-?+\$?+{_NUMBER})"
 _MONEY_COLUMN_RE = re.compile(
     rf"(?:{_SHORT}(?:{_MONEY_LINE})?+\n)*+{_SHORT}(?:{_MONEY_LINE})?+", re.ASCII
 )
-_MONEY_TO_FLOAT = str.maketrans({"$": None, ",": None, "(": "-", ")": None})
+# The plain decimals left, comma-separated (JSON's array syntax, for ``_plain_numbers``).
+_MONEY_TO_PLAIN = str.maketrans({"$": None, ",": None, "(": "-", ")": None, "\n": ","})
 _PERCENT_LINE = r"-?+[0-9]++(?:\.[0-9]++)?+%"
 _PERCENT_COLUMN_RE = re.compile(
     rf"(?:{_SHORT}(?:{_PERCENT_LINE})?+\n)*+{_SHORT}(?:{_PERCENT_LINE})?+", re.ASCII
 )
-_PERCENT_TO_FLOAT = str.maketrans({"%": None})
+_PERCENT_TO_PLAIN = str.maketrans({"%": None, "\n": ","})
 
 
-_DISTINCT_SAMPLE = 256
+# msgspec reads a JSON array of numbers in C, correctly rounded like ``float()``: the plain
+# decimals of a validated column go through it as one array (see ``_plain_numbers``).
+_FLOATS = msgspec.json.Decoder(list[float | None])
 
 
-def _mostly_distinct(lines: list[str]) -> bool:
-    """Whether over half the values differ, exactly for a short column. A long one is judged on
-    its first lines, as collecting a whole column's distinct values costs as much as converting
-    it: ``s`` values drawn from ``d`` equally likely ones repeat about s²/2d of them, so fewer
-    than s²/n repeats means more than n/2 distinct (a skewed column repeats more, and takes the
-    other path, which is as correct)."""
-    n, s = len(lines), _DISTINCT_SAMPLE
-    if n <= s:
-        return len(set(lines)) * 2 > n
-    repeats = s - len(set(lines[:s]))
-    return repeats * n < s * s
+def _plain_numbers(plain: str) -> np.ndarray:
+    """Comma-separated plain decimals ("-1234.5"; "" = missing) → float64, NaN where missing:
+    the same values as ``float()`` of each, ~2x faster."""
+    text = plain
+    if ",," in text:  # a missing value between two others (twice: ",,," leaves one ",,")
+        text = text.replace(",,", ",null,").replace(",,", ",null,")
+    if not text or text.startswith(","):
+        text = "null" + text
+    if text.endswith(","):
+        text += "null"
+    text = f"[{text}]"
+    # JSON reads the integer -0 as +0, float("-0") gives -0.0 (and "-0," is only ever "-0").
+    if "-0," in text:
+        text = text.replace("-0,", "-0.0,")
+    if text.endswith("-0]"):
+        text = text[:-1] + ".0]"
+    try:
+        values = _FLOATS.decode(text)
+    except msgspec.DecodeError:  # not JSON's number syntax ("007", ".5"): float() reads those
+        return np.array([float(x) if x else math.nan for x in plain.split(",")])
+    return np.array(values, dtype=np.float64)  # None → NaN
+
+
+def _parse_lines(
+    joined: str, whole: re.Pattern[str], table: dict[int, Any], one: Callable
+) -> np.ndarray:
+    if whole.fullmatch(joined) is None:
+        return np.array([math.nan if is_blank(text) else one(text) for text in joined.split("\n")])
+    return _plain_numbers(joined.translate(table))
 
 
 def _parse_column(
     texts: Sequence[str], whole: re.Pattern[str], table: dict[int, Any], one: Callable
-) -> list[float]:
+) -> np.ndarray:
     joined = "\n".join(texts)  # TypeError if a value is not a string
-    if whole.fullmatch(joined) is None or joined.count("\n") != len(texts) - 1:
-        return [math.nan if is_blank(text) else one(text) for text in texts]
-    lines = joined.translate(table).split("\n")
-    if _mostly_distinct(lines):  # amounts of money: convert each
-        return [float(x) if x else math.nan for x in lines]
-    distinct = dict.fromkeys(lines)
-    for x in distinct:  # few distinct values (e.g. whole percentages): convert each once
-        distinct[x] = float(x) if x else math.nan
-    return [distinct[x] for x in lines]
+    if joined.count("\n") != len(texts) - 1:  # a value holds a newline: read each alone
+        return np.array([math.nan if is_blank(text) else one(text) for text in texts])
+    return _parse_lines(joined, whole, table, one)
 
 
-def parse_money_column(texts: Sequence[str]) -> list[float]:
+def parse_money_column(texts: Sequence[str]) -> np.ndarray:
     """``[parse_money(t) for t in texts]`` with blanks read as missing (NaN), as the encoder
     reads them; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a
     non-string."""
-    return _parse_column(texts, _MONEY_COLUMN_RE, _MONEY_TO_FLOAT, parse_money)
+    return _parse_column(texts, _MONEY_COLUMN_RE, _MONEY_TO_PLAIN, parse_money)
 
 
-def parse_percent_column(texts: Sequence[str]) -> list[float]:
+def parse_percent_column(texts: Sequence[str]) -> np.ndarray:
     """``[parse_percent(t) for t in texts]`` with blanks read as missing (NaN), as the encoder
     reads them; several times faster. Raises ``ValueError`` alike, ``TypeError`` for a
     non-string."""
-    return _parse_column(texts, _PERCENT_COLUMN_RE, _PERCENT_TO_FLOAT, parse_percent)
+    return _parse_column(texts, _PERCENT_COLUMN_RE, _PERCENT_TO_PLAIN, parse_percent)
+
+
+def parse_money_lines(joined: str) -> np.ndarray:
+    """``parse_money_column(joined.split("\\n"))``, for values that come joined already."""
+    return _parse_lines(joined, _MONEY_COLUMN_RE, _MONEY_TO_PLAIN, parse_money)
+
+
+def parse_percent_lines(joined: str) -> np.ndarray:
+    """``parse_percent_column(joined.split("\\n"))``, for values that come joined already."""
+    return _parse_lines(joined, _PERCENT_COLUMN_RE, _PERCENT_TO_PLAIN, parse_percent)
 
 
 @dataclass(frozen=True)
@@ -210,6 +236,10 @@ class Feature:
         if (self.kind == "categorical") != bool(self.categories):
             raise ValueError(
                 f"feature {self.name!r}: categories are required exactly for categoricals"
+            )
+        if len(set(self.categories)) != len(self.categories) or "" in self.categories:
+            raise ValueError(
+                f'feature {self.name!r}: each category once, and none empty ("" is missing)'
             )
 
     @property
@@ -455,10 +485,15 @@ CONVERTERS: dict[str, Converter] = {
     "money": _text_or_number(parse_money),
     "percent": _text_or_number(parse_percent),
 }
-# The whole-column text parsers of the kinds that take strings (see ``parse_money_column``).
-COLUMN_PARSERS: dict[str, Callable[[Sequence[str]], list[float]]] = {
+# The whole-column text parsers of the kinds that take strings (see ``parse_money_column``):
+# of a list of texts, and of texts joined by newlines.
+COLUMN_PARSERS: dict[str, Callable[[Sequence[str]], np.ndarray]] = {
     "money": parse_money_column,
     "percent": parse_percent_column,
+}
+LINE_PARSERS: dict[str, Callable[[str], np.ndarray]] = {
+    "money": parse_money_lines,
+    "percent": parse_percent_lines,
 }
 
 

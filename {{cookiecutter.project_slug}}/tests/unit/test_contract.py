@@ -88,6 +88,10 @@ def test_bad_contract_blocks_are_refused() -> None:
         Contract.from_params({k: v for k, v in BLOCK.items() if k != "target"})
     with pytest.raises(ContractError, match="list is empty"):
         Contract.from_params({**BLOCK, "features": []})
+    with pytest.raises(ContractError, match=r"Weekday: \['Mon'\] appear more than once"):
+        Contract.from_params({**BLOCK, "categorical": {"Weekday": ["Mon", "Tue", "Mon"]}})
+    with pytest.raises(ContractError, match='Weekday: "" is a missing value'):
+        Contract.from_params({**BLOCK, "categorical": {"Weekday": ["Mon", ""]}})
 
 
 def test_missing_listed_column(clean: pd.DataFrame) -> None:

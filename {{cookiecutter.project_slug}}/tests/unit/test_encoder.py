@@ -14,7 +14,7 @@ import yaml
 from {{ cookiecutter.package_name }}.data.cleaning import clean_frame
 from {{ cookiecutter.package_name }}.data.contract import Contract
 from {{ cookiecutter.package_name }}.data.sample import sample
-from {{ cookiecutter.package_name }}.features import Encoder, FeatureSchema, FieldError
+from {{ cookiecutter.package_name }}.features import Encoder, Feature, FeatureSchema, FieldError
 from {{ cookiecutter.package_name }}.pipeline.matrix import encode
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
@@ -93,6 +93,14 @@ def test_unknown_category_is_an_encoding_error(raw, schema: FeatureSchema) -> No
     with pytest.raises(FieldError) as caught:
         Encoder(schema).encode_records([raw.iloc[1].to_dict(), record])
     assert caught.value.field == "Region Code" and caught.value.row == 1
+
+
+@pytest.mark.parametrize("categories", [("a", "b", "a"), ("a", "")])
+def test_a_categorical_lists_each_category_once_and_none_empty(categories) -> None:
+    # One one-hot slot per category, and "" is a missing value: a schema file edited by hand
+    # with a repeat or an empty category is refused when it is read, not served.
+    with pytest.raises(ValueError, match="each category once"):
+        Feature("day", "categorical", categories=categories)
 
 
 def test_schema_file_round_trip(schema: FeatureSchema, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import math
 import random
 import struct
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -20,7 +21,7 @@ from {{ cookiecutter.package_name }}.serving.bodies import as_columns
 from {{ cookiecutter.package_name }}.serving.decoding import InvalidInput, MalformedBody, RequestDecoder
 from {{ cookiecutter.package_name }}.serving.open_inference import (
     InferenceDecoder,
-    bytes_elements,
+    bytes_texts,
     category_codes,
 )
 
@@ -279,17 +280,19 @@ def test_model_metadata_lists_every_input_and_both_outputs(decoders) -> None:
 ALPHABET = ["", "a", "Mon", "é", "\n", "\x00", "$1,234", "x" * 300]
 
 
-def test_binary_bytes_elements_decode_exactly_and_refuse_anything_else() -> None:
+def test_binary_bytes_texts_decode_exactly_and_refuse_anything_else() -> None:
     rng = random.Random(5)  # noqa: S311 - test data
     for _ in range(500):
         values = [rng.choice(ALPHABET) + rng.choice(ALPHABET) for _ in range(rng.randint(1, 40))]
         data = _bytes_tensor(values)
-        assert bytes_elements(memoryview(data), "x", len(values)) == values
+        texts = bytes_texts(memoryview(data), "x", len(values))
+        assert len(texts) == len(values)
+        assert list(texts) == values
         for broken in (data + b"x", data[:-1], data + struct.pack("<I", 0)):
             with pytest.raises(InvalidInput):
-                bytes_elements(memoryview(broken), "x", len(values))
+                bytes_texts(memoryview(broken), "x", len(values))
     with pytest.raises(InvalidInput, match="UTF-8"):
-        bytes_elements(memoryview(_bytes_tensor(["ok"]) + b"\x01\x00\x00\x00\xff"), "x", 2)
+        bytes_texts(memoryview(_bytes_tensor(["ok"]) + b"\x01\x00\x00\x00\xff"), "x", 2)
 
 
 def test_binary_categories_are_matched_as_bytes() -> None:
@@ -302,3 +305,38 @@ def test_binary_categories_are_matched_as_bytes() -> None:
     assert info.value.errors[0].row == 1
     with pytest.raises(InvalidInput, match="required"):
         category_codes(memoryview(_bytes_tensor(["Mon", ""])), "day", 2, categories, True)
+
+
+# Texts that differ only past a 64-bit word, only in length, only by a NUL at the end, or not at
+# all in their first bytes: what matching categories a word at a time could confuse.
+CATEGORY_TEXTS = [
+    *("a", "ab", "Mon", "Monday", "Mon\x00", "\x00", "é", "日本", "September", "Sept"),
+    *("x" * 7, "x" * 8, "x" * 9, "x" * 16, "x" * 17, "y" * 64, "x" * 8 + "\x00"),
+]
+
+
+def _expected_codes(values: list[str], categories: tuple[str, ...], required: bool) -> Any:
+    """What ``category_codes`` must answer, one value at a time: the codes, or (row, error)."""
+    for row, value in enumerate(values):
+        if value and value not in categories:
+            return (row, "not one of")
+    if required and "" in values:
+        return (values.index(""), "required")
+    return [categories.index(value) if value else -1 for value in values]
+
+
+def test_binary_categories_match_exactly_whatever_their_texts() -> None:
+    rng = random.Random(11)  # noqa: S311 - test data
+    for _ in range(2_000):
+        categories = tuple(rng.sample(CATEGORY_TEXTS, rng.randint(1, 8)))
+        others = [*categories, "", *([rng.choice([*CATEGORY_TEXTS, "z" * 300])] * 2)]
+        values = [rng.choice(others) for _ in range(rng.randint(1, 30))]
+        required = rng.random() < 0.3
+        try:
+            got: Any = category_codes(
+                memoryview(_bytes_tensor(values)), "c", len(values), categories, required
+            ).tolist()
+        except InvalidInput as exc:
+            error = exc.errors[0]
+            got = (error.row, "required" if "required" in error.message else "not one of")
+        assert got == _expected_codes(values, categories, required), (categories, values)

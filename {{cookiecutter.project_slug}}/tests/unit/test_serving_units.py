@@ -20,8 +20,10 @@ from {{ cookiecutter.package_name }}.features import (
     is_blank,
     parse_money,
     parse_money_column,
+    parse_money_lines,
     parse_percent,
     parse_percent_column,
+    parse_percent_lines,
 )
 from {{ cookiecutter.package_name }}.serving.bodies import as_columns, infer_request
 from {{ cookiecutter.package_name }}.serving.config import ConfigError, Settings
@@ -107,6 +109,11 @@ MONEY_EXPECTED: dict[str, float | None] = {
     ".5": 0.5,
     "$.75": 0.75,
     "0": 0.0,
+    "-0": -0.0,  # the sign kept, as float() keeps it
+    "($0)": -0.0,
+    "-$0.00": -0.0,
+    "007": 7.0,
+    "0,123": 123.0,
     "1,000": 1000.0,
     "1,234,567.891": 1234567.891,
     "(1,234)": -1234.0,
@@ -150,6 +157,8 @@ PERCENT_CASES = [
     "-5%",
     "12.5%",
     "0%",
+    "-0%",
+    "007%",
     "5 %",
     " 7% ",
     "67",
@@ -163,40 +172,46 @@ PERCENT_CASES = [
 ]
 
 
-def per_value(parse, texts: list[str]) -> list[float | str] | str:
+def per_value(parse, texts: list[str]) -> list[str] | str:
     try:
-        return ["missing" if is_blank(text) else parse(text) for text in texts]
+        return ["missing" if is_blank(text) else parse(text).hex() for text in texts]
     except ValueError as exc:
         return f"error: {exc}"
 
 
-def whole_column(parse_column, texts: list[str]) -> list[float | str] | str:
+def whole_column(parse_column, texts: list[str]) -> list[str] | str:
+    """The column parser's values as ``float.hex`` (exact, the sign of zero too)."""
     try:
-        return ["missing" if math.isnan(v) else v for v in parse_column(texts)]
+        return ["missing" if math.isnan(v) else float(v).hex() for v in parse_column(texts)]
     except ValueError as exc:
         return f"error: {exc}"
 
 
 @pytest.mark.parametrize(
-    ("parse", "parse_column", "cases", "nth"),
+    ("parse", "parse_column", "parse_lines", "cases", "nth"),
     [
-        (parse_money, parse_money_column, MONEY_CASES, "${:,}.25".format),
-        (parse_percent, parse_percent_column, PERCENT_CASES, "{}.5%".format),
+        (parse_money, parse_money_column, parse_money_lines, MONEY_CASES, "${:,}.25".format),
+        (parse_percent, parse_percent_column, parse_percent_lines, PERCENT_CASES, "{}.5%".format),
     ],
 )
-def test_column_parsers_agree_with_the_per_value_ones(parse, parse_column, cases, nth) -> None:
+def test_column_parsers_agree_with_the_per_value_ones(
+    parse, parse_column, parse_lines, cases, nth
+) -> None:
     good = [text for text in cases if not isinstance(per_value(parse, [text]), str)]
     rng = random.Random(7)  # noqa: S311 - test data
-    columns = [[text] for text in cases] + [good, good[::-1], cases]
+    columns = [[text] for text in cases] + [[text, text] for text in good]
+    columns += [good, good[::-1], cases]
     columns += [[*rng.sample(good, k=len(good)), bad] for bad in cases if bad not in good]
     columns.append(["1\n2", "3"])  # the joined form must not split one value into two
     columns += [["", *good, ""], [good[0], "", good[-1]], [""], good[:1] * 9]  # "" is missing
-    # Longer than the parser's sample of its first lines: every value distinct, few distinct
-    # values, and distinct first lines over a column that then repeats a few.
-    many = [nth(i) for i in range(1_000)]
+    columns += [["", "", "5", "", "", "", "7", ""], ["", ""]]  # runs of missing values
+    many = [nth(i) for i in range(1_000)]  # every value distinct, then few distinct values
     columns += [many, rng.choices(good, k=1_000), [*many[:300], *rng.choices(good, k=700)]]
     for texts in columns:
-        assert whole_column(parse_column, texts) == per_value(parse, texts), texts
+        expected = per_value(parse, texts)
+        assert whole_column(parse_column, texts) == expected, texts
+        if not any("\n" in text for text in texts):  # as a binary BYTES tensor gives them
+            assert whole_column(lambda t: parse_lines("\n".join(t)), texts) == expected, texts
 
 
 def column_body(records: list[dict], drop: tuple[str, ...] = ()) -> bytes:

@@ -79,6 +79,17 @@ class Contract:
             raise ContractError(
                 "params.yaml contract.features: expected a glob such as 'x*' or a list of columns"
             )
+        categorical = {
+            str(name): tuple(str(c) for c in categories)
+            for name, categories in (block.get("categorical") or {}).items()
+        }
+        for name, categories in categorical.items():
+            repeated = sorted({c for c in categories if categories.count(c) > 1})
+            if repeated or "" in categories:
+                what = f"{repeated} appear more than once" if repeated else '"" is a missing value'
+                raise ContractError(
+                    f"params.yaml contract.categorical.{name}: {what}; list each category once"
+                )
         return cls(
             target=str(block["target"]),
             features=features,
@@ -87,10 +98,7 @@ class Contract:
             groups=tuple(str(g) for g in block.get("groups") or ()),
             money=tuple(block.get("money") or ()),
             percent=tuple(block.get("percent") or ()),
-            categorical={
-                str(name): tuple(str(c) for c in categories)
-                for name, categories in (block.get("categorical") or {}).items()
-            },
+            categorical=categorical,
             ranges=ranges,
             max_missing=float(block.get("max_missing", 0.1)),
             min_rows=int(block.get("min_rows", 1)),

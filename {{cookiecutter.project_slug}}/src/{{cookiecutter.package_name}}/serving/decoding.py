@@ -41,6 +41,7 @@ import numpy as np
 from ..features import (
     COLUMN_PARSERS,
     CONVERTERS,
+    LINE_PARSERS,
     MAX_TEXT_CHARS,
     Feature,
     FeatureSchema,
@@ -69,6 +70,10 @@ def _picker(positions: list[int]) -> Any:
     return lambda record: tuple(record[i] for i in positions)
 
 
+INFINITE_MESSAGE = (
+    "number is infinite or out of the float32 range (±3.4e38): give a finite number, or a "
+    "missing value"
+)
 REQUIRED_MESSAGE = (
     "a value is required: this feature is not nullable (a blank string and NaN are missing)"
 )
@@ -83,6 +88,26 @@ def _missing_or(parse: Any, value: Any) -> float:
     if value is None or (value.__class__ is str and is_blank(value)):
         return _NAN
     return parse(value)
+
+
+class Lines(Sequence[str]):
+    """Texts joined by newlines, none holding one itself: a binary BYTES tensor's elements as
+    one string (open_inference.py), which the money/percent parsers read whole. Split into
+    values only when one is looked at: an error's row, the prediction log's samples."""
+
+    __slots__ = ("_count", "_values", "text")
+
+    def __init__(self, text: str, count: int):
+        self.text, self._count = text, count
+        self._values: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, row: Any) -> Any:
+        if self._values is None:
+            self._values = self.text.split("\n")
+        return self._values[row]
 
 
 def _floats(column: list[float | None]) -> np.ndarray:
@@ -424,7 +449,7 @@ class RequestDecoder:
 
     @staticmethod
     def _fill_special(
-        out: np.ndarray, column: list[Any], name: str, kind: str, slot: int, how: Any
+        out: np.ndarray, column: Sequence[Any], name: str, kind: str, slot: int, how: Any
     ) -> None:
         """Fill one categorical or money/percent column of ``out`` (already zero-filled)."""
         n = len(column)
@@ -441,10 +466,14 @@ class RequestDecoder:
         # The usual column: strings, None where missing. The column parser reads them in one
         # pass ("" is missing, as in training); a number among them (the join in the parser
         # raises TypeError) sends the column through the per-value converter instead.
-        texts = column if None not in column else ["" if v is None else v for v in column]
         try:
             try:
-                values = COLUMN_PARSERS[kind](texts)
+                if column.__class__ is Lines:
+                    values = LINE_PARSERS[kind](column.text)
+                elif None in column:
+                    values = COLUMN_PARSERS[kind](["" if v is None else v for v in column])
+                else:
+                    values = COLUMN_PARSERS[kind](column)
             except TypeError:
                 values = [_missing_or(how, value) for value in column]
         except ValueError:
@@ -511,12 +540,12 @@ class RequestDecoder:
         return np.array(values, dtype=np.float32).reshape(1, self.n_inputs)
 
     def _check_values(self, out: np.ndarray) -> None:
-        """Numbers beyond float32 became ±inf in the cast, and a feature that may not be missing
-        is NaN: name the first such value."""
+        """Numbers beyond float32 became ±inf in the cast (binary tensor data may hold infinities
+        too), and a feature that may not be missing is NaN: name the first such value."""
         if np.isinf(out).any():
             row, col = (int(v) for v in np.argwhere(np.isinf(out))[0])
             name = self._slot_feature[col]
-            raise InvalidInput([FieldError(name, "number is out of the float32 range", row)])
+            raise InvalidInput([FieldError(name, INFINITE_MESSAGE, row)])
         if len(self._required_slots):
             missing = np.isnan(out[:, self._required_slots])
             if missing.any():
