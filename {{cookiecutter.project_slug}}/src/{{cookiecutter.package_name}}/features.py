@@ -177,11 +177,16 @@ def _plain_numbers(plain: str) -> np.ndarray:
     return np.array(values, dtype=np.float64)  # None → NaN
 
 
+def _each(texts: Iterable[str], one: Callable) -> np.ndarray:
+    """The per-value parser over every text (blank = NaN): what the fast path must equal."""
+    return np.array([math.nan if is_blank(text) else one(text) for text in texts])
+
+
 def _parse_lines(
     joined: str, whole: re.Pattern[str], table: dict[int, Any], one: Callable
 ) -> np.ndarray:
     if whole.fullmatch(joined) is None:
-        return np.array([math.nan if is_blank(text) else one(text) for text in joined.split("\n")])
+        return _each(joined.split("\n"), one)
     return _plain_numbers(joined.translate(table))
 
 
@@ -190,7 +195,7 @@ def _parse_column(
 ) -> np.ndarray:
     joined = "\n".join(texts)  # TypeError if a value is not a string
     if joined.count("\n") != len(texts) - 1:  # a value holds a newline: read each alone
-        return np.array([math.nan if is_blank(text) else one(text) for text in texts])
+        return _each(texts, one)
     return _parse_lines(joined, whole, table, one)
 
 
